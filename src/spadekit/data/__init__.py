@@ -1,0 +1,1 @@
+"""Label sets, semantic maps, datasets, transforms and data validation."""
