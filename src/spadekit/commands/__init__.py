@@ -1,0 +1,1 @@
+"""Sub-commands of the `spadekit` CLI, one module each (see `spadekit.cli`)."""
