@@ -123,9 +123,23 @@ class LabelSet:
         key = (rgb[..., 0].astype(np.int64) << 16) | (rgb[..., 1].astype(np.int64) << 8) | rgb[..., 2].astype(np.int64)
         colors = self.colors().astype(np.int64)
         known = (colors[:, 0] << 16) | (colors[:, 1] << 8) | colors[:, 2]
-        order = np.argsort(known)
+        order = np.argsort(known, kind="stable")
         pos = np.clip(np.searchsorted(known[order], key), 0, len(known) - 1)
         hit = known[order][pos] == key
+        shared, counts = np.unique(known, return_counts=True)
+        shared = shared[counts > 1]
+        if shared.size:
+            # Official palettes (Cityscapes, ADE20K) give some classes the same colour: decoding
+            # such a colour would pick one class silently, so refuse it.
+            ambiguous = np.intersect1d(np.unique(key[hit]), shared)
+            if ambiguous.size:
+                value = int(ambiguous[0])
+                names = [l.name for l, k in zip(self.labels, known) if k == value]
+                raise SpadekitError(
+                    f"{source}: colour {rgb_to_hex(((value >> 16) & 255, (value >> 8) & 255, value & 255))} "
+                    f"is shared by classes {names} of the {self.name!r} palette, so it cannot be decoded; "
+                    "give an id label map instead of a colour one."
+                )
         if not hit.all():
             bad = np.unique(key[~hit])[:5]
             names = ", ".join(rgb_to_hex(((b >> 16) & 255, (b >> 8) & 255, b & 255)) for b in bad)

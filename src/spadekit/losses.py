@@ -1,0 +1,87 @@
+"""The paper's losses as pure functions.
+
+Discriminator outputs are lists over scales of lists of features (last = patch prediction), as
+returned by MultiscaleDiscriminator. GAN losses average over scales.
+"""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+
+Features = Sequence[Sequence[torch.Tensor]]
+
+
+def _predictions(outputs: Features) -> list[torch.Tensor]:
+    return [scale[-1] for scale in outputs]
+
+
+def hinge_loss(outputs: Features, target_is_real: bool, for_discriminator: bool = True) -> torch.Tensor:
+    """D: mean(relu(1 - D(real))) or mean(relu(1 + D(fake))); G: -mean(D(fake))."""
+    losses = []
+    for pred in _predictions(outputs):
+        if for_discriminator:
+            losses.append(F.relu(1 - pred).mean() if target_is_real else F.relu(1 + pred).mean())
+        else:
+            losses.append(-pred.mean())
+    return torch.stack(losses).mean()
+
+
+def least_squares_loss(outputs: Features, target_is_real: bool, for_discriminator: bool = True) -> torch.Tensor:
+    """mean((D(x) - t)^2), t = 1 for real (and for the generator's fakes), 0 for fake."""
+    target = 1.0 if (target_is_real or not for_discriminator) else 0.0
+    return torch.stack([F.mse_loss(p, torch.full_like(p, target)) for p in _predictions(outputs)]).mean()
+
+
+def original_gan_loss(outputs: Features, target_is_real: bool, for_discriminator: bool = True) -> torch.Tensor:
+    """Binary cross-entropy on logits (the original GAN loss; non-saturating for the generator)."""
+    target = 1.0 if (target_is_real or not for_discriminator) else 0.0
+    return torch.stack(
+        [F.binary_cross_entropy_with_logits(p, torch.full_like(p, target)) for p in _predictions(outputs)]
+    ).mean()
+
+
+GAN_LOSSES: dict[str, Callable[..., torch.Tensor]] = {
+    "hinge": hinge_loss,
+    "ls": least_squares_loss,
+    "original": original_gan_loss,
+}
+
+
+def gan_loss(mode: str, outputs: Features, target_is_real: bool, for_discriminator: bool = True) -> torch.Tensor:
+    try:
+        fn = GAN_LOSSES[mode]
+    except KeyError:
+        raise ValueError(f"unknown gan loss {mode!r}; choose one of {sorted(GAN_LOSSES)}") from None
+    return fn(outputs, target_is_real, for_discriminator)
+
+
+def feature_matching_loss(fake: Features, real: Features, weight: float = 10.0) -> torch.Tensor:
+    """Sum over scales and intermediate features of L1(fake, real.detach()) * weight / num_scales."""
+    total = fake[0][0].new_zeros(())
+    for fake_scale, real_scale in zip(fake, real):
+        for f, r in zip(fake_scale[:-1], real_scale[:-1]):
+            total = total + F.l1_loss(f, r.detach())
+    return total * weight / len(fake)
+
+
+def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor, weight: float = 0.05) -> torch.Tensor:
+    """-0.5 * sum(1 + logvar - mu^2 - exp(logvar)) * weight (summed over batch and dims, as the paper's code)."""
+    return -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp()) * weight
+
+
+PERCEPTUAL_LAYER_WEIGHTS = (1.0 / 32, 1.0 / 16, 1.0 / 8, 1.0 / 4, 1.0)
+
+
+def perceptual_loss(
+    fake_features: Sequence[torch.Tensor],
+    real_features: Sequence[torch.Tensor],
+    layer_weights: Sequence[float] = PERCEPTUAL_LAYER_WEIGHTS,
+    weight: float = 10.0,
+) -> torch.Tensor:
+    """Weighted L1 between backbone features (e.g. VGG relu1..relu5) of fake and real images, x weight."""
+    total = fake_features[0].new_zeros(())
+    for w, f, r in zip(layer_weights, fake_features, real_features):
+        total = total + w * F.l1_loss(f, r.detach())
+    return total * weight

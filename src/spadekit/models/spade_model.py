@@ -1,0 +1,147 @@
+"""A complete SPADE model: generator, optional image encoder and discriminator, label set; saved as
+`config.json` + one `*.safetensors` file per network."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from spadekit import SpadekitError
+from spadekit.config import SPADEModelConfig
+from spadekit.data.labels import LabelSet
+from spadekit.data.semantic import semantic_map
+from spadekit.models.discriminator import MultiscaleDiscriminator
+from spadekit.models.encoder import ImageEncoder, reparameterize
+
+CONFIG_NAME = "config.json"
+
+
+def _generator_class(arch: str):
+    from spadekit.models import GENERATORS
+
+    try:
+        return GENERATORS[arch]
+    except KeyError:
+        raise SpadekitError(f"unknown generator arch {arch!r}; known: {', '.join(sorted(GENERATORS))}") from None
+
+
+class SPADEModel(nn.Module):
+    """Generator (+ encoder, + discriminator) with the label set and input encoding they were built for."""
+
+    def __init__(self, config: SPADEModelConfig):
+        super().__init__()
+        self.config = config
+        self.labels = LabelSet.from_dict(config.labels)
+        expected = self.labels.num_channels + int(config.use_instance)
+        if config.generator.semantic_channels != expected:
+            raise SpadekitError(
+                f"generator expects {config.generator.semantic_channels} semantic channels but the label set "
+                f"{self.labels.name!r} gives {expected} ({self.labels.num_classes} classes"
+                f"{' + dontcare' if self.labels.contain_dontcare else ''}{' + instance edge' if config.use_instance else ''})"
+            )
+        self.generator = _generator_class(config.generator.arch)(config.generator)
+        self.encoder = ImageEncoder(config.encoder) if config.encoder else None
+        self.discriminator = MultiscaleDiscriminator(config.discriminator) if config.discriminator else None
+
+    @property
+    def use_instance(self) -> bool:
+        return self.config.use_instance
+
+    @property
+    def output_size(self) -> tuple[int, int]:
+        return self.config.generator.output_size
+
+    def semantic(self, channels: torch.Tensor, instance: torch.Tensor | None = None) -> torch.Tensor:
+        """Channel-index label map [B,1,H,W] (+ instance ids) -> the semantic map the networks read."""
+        if self.use_instance and instance is None:
+            instance = channels  # no instance map: region boundaries of the label map stand in
+        return semantic_map(channels, self.labels.num_channels, instance if self.use_instance else None)
+
+    def encode(self, image: torch.Tensor, eps: torch.Tensor | None = None) -> torch.Tensor:
+        if self.encoder is None:
+            raise SpadekitError("this model has no image encoder, so it cannot take a style image (use_vae is off)")
+        mu, logvar = self.encoder(image)
+        return reparameterize(mu, logvar, eps)
+
+    def forward(self, semantic: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
+        return self.generator(semantic, z)
+
+    # ---- save / load -------------------------------------------------------------------------------
+    def save_pretrained(self, directory: str | os.PathLike, include_discriminator: bool = True) -> Path:
+        """Write config.json and generator/encoder/discriminator .safetensors to `directory` (atomic per file)."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        config = self.config.to_dict()
+        parts = {"generator": self.generator, "encoder": self.encoder}
+        if include_discriminator:
+            parts["discriminator"] = self.discriminator
+        else:
+            config["discriminator"] = None
+        for name, net in parts.items():
+            if net is not None:
+                tensors = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+                _atomic_write(directory / f"{name}.safetensors", lambda p, t=tensors: save_file(t, p, metadata={"format": "pt"}))
+        _atomic_write(directory / CONFIG_NAME, lambda p: Path(p).write_text(json.dumps(config, indent=2) + "\n"))
+        return directory
+
+    @classmethod
+    def from_pretrained(cls, directory: str | os.PathLike, map_location: str | torch.device = "cpu") -> "SPADEModel":
+        directory = Path(directory)
+        config_path = directory / CONFIG_NAME
+        if not config_path.is_file():
+            raise SpadekitError(
+                f"{directory}: no {CONFIG_NAME} here, so this is not a spadekit model folder "
+                "(import official checkpoints with `spadekit import-nvlabs SRC OUT`)"
+            )
+        try:
+            config = SPADEModelConfig.from_dict(json.loads(config_path.read_text()))
+        except (ValueError, KeyError, TypeError) as error:
+            raise SpadekitError(f"{config_path}: not a valid spadekit model config ({error})") from None
+        model = cls(config)
+        for name in ("generator", "encoder", "discriminator"):
+            net = getattr(model, name)
+            if net is None:
+                continue
+            path = directory / f"{name}.safetensors"
+            if not path.is_file():
+                if name == "discriminator":
+                    model.discriminator = None  # inference-only export
+                    continue
+                raise SpadekitError(f"{path} is missing: the config lists a {name} but its weights are not there")
+            load_state(net, load_file(str(path), device=str(map_location)), str(path))
+        return model.to(map_location)
+
+
+def load_state(net: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """load_state_dict with a message that names the first mismatching layer and both shapes."""
+    own = net.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    if missing or unexpected:
+        raise SpadekitError(
+            f"{source}: weights do not match the network built from the config "
+            f"(missing {missing[:5]}{'...' if len(missing) > 5 else ''}, unexpected {unexpected[:5]}{'...' if len(unexpected) > 5 else ''})"
+        )
+    for key, value in state.items():
+        if own[key].shape != value.shape:
+            raise SpadekitError(
+                f"{source}: layer {key} has shape {tuple(value.shape)} in the file but {tuple(own[key].shape)} in the network built from the config"
+            )
+    net.load_state_dict(state, strict=True)
+
+
+def _atomic_write(path: Path, write) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
