@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn.utils.spectral_norm import SpectralNorm
 
 
 def param_free_norm(name: str, channels: int) -> nn.Module:
@@ -56,7 +57,7 @@ def fold_spectral_norm(model: nn.Module) -> nn.Module:
     """
     for module in model.modules():
         for hook_id, hook in list(module._forward_pre_hooks.items()):
-            if isinstance(hook, nn.utils.spectral_norm.SpectralNorm):
+            if isinstance(hook, SpectralNorm):
                 with torch.no_grad():
                     weight = hook.compute_weight(module, do_power_iteration=False)
                 del module._forward_pre_hooks[hook_id]
@@ -80,5 +81,5 @@ def fold_spectral_norm(model: nn.Module) -> nn.Module:
 
 def has_spectral_norm(model: nn.Module) -> bool:
     return any(
-        isinstance(h, nn.utils.spectral_norm.SpectralNorm) for m in model.modules() for h in m._forward_pre_hooks.values()
+        isinstance(h, SpectralNorm) for m in model.modules() for h in m._forward_pre_hooks.values()
     )

@@ -1,0 +1,162 @@
+"""Every variant with tiny configurations: shapes, gradients to every parameter, save/reload, determinism."""
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+
+from spadekit import losses
+from spadekit.config import GeneratorConfig
+from spadekit.layers.norms import fold_spectral_norm, has_spectral_norm
+from spadekit.layers.spade import SPADE
+from spadekit.models import SPADEModel
+
+from helpers import tiny_model_config
+
+VARIANTS = [
+    # crop sizes keep the latent grid at 2x2 (instance norm needs more than one element)
+    dict(upsampling=u, use_vae=v, norm=n, crop_size={"normal": 64, "more": 128, "most": 256}[u])
+    for u, v, n in itertools.product(["normal", "more", "most"], [False, True], ["batch", "instance", "syncbatch"])
+] + [
+    dict(aspect_ratio=2.0, crop_size=128, upsampling="more"),
+    dict(aspect_ratio=0.5, crop_size=64),
+    dict(crop_size=96),
+    dict(dontcare=True, use_instance=False),
+    dict(num_scales=3),
+]
+
+
+def _inputs(model: SPADEModel, batch: int = 2):
+    h, w = model.output_size
+    label = torch.randint(0, model.labels.num_channels, (batch, 1, h, w))
+    semantic = model.semantic(label, label)
+    image = torch.rand(batch, 3, h, w) * 2 - 1
+    return semantic, image
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=[",".join(f"{k}={v}" for k, v in d.items()) for d in VARIANTS])
+def test_variant_shapes_gradients_roundtrip(variant, tmp_path):
+    config = tiny_model_config(**variant)
+    model = SPADEModel(config)
+    semantic, image = _inputs(model)
+    h, w = config.generator.output_size
+    assert h * config.generator.aspect_ratio == pytest.approx(w)
+
+    # shapes
+    z = model.encode(image) if model.encoder is not None else None
+    fake = model.generator(semantic, z)
+    assert fake.shape == (2, 3, h, w)
+    assert fake.abs().max() <= 1
+    feats = model.discriminator(semantic, fake)
+    assert len(feats) == config.discriminator.num_scales
+    assert all(len(scale) == config.discriminator.num_layers + 1 for scale in feats)
+    assert all(scale[-1].shape[1] == 1 for scale in feats)
+
+    # gradients reach every parameter of G, E (generator loss) and D (discriminator loss)
+    real_feats = model.discriminator(semantic, image)
+    g_loss = losses.hinge_loss(feats, True, False) + losses.feature_matching_loss(feats, real_feats)
+    if model.encoder is not None:
+        mu, logvar = model.encoder(image)
+        g_loss = g_loss + losses.kl_divergence(mu, logvar)
+    g_loss.backward()
+    for name, p in itertools.chain(model.generator.named_parameters(), (model.encoder.named_parameters() if model.encoder else [])):
+        assert p.grad is not None and p.grad.abs().sum() > 0, f"no gradient reaches {name}"
+    model.zero_grad()
+    # least squares: unlike hinge it never saturates, so a zero gradient means a broken graph
+    d_loss = losses.least_squares_loss(model.discriminator(semantic, fake.detach()), False) + losses.least_squares_loss(
+        model.discriminator(semantic, image), True
+    )
+    d_loss.backward()
+    for name, p in model.discriminator.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, f"no gradient reaches discriminator {name}"
+
+    # save -> reload -> identical outputs (eval mode, fixed z)
+    model.eval()
+    z = torch.randn(2, config.generator.z_dim) if config.generator.use_vae else None
+    with torch.no_grad():
+        before = model.generator(semantic, z)
+        d_before = model.discriminator(semantic, image)[-1][-1]
+    model.save_pretrained(tmp_path / "m")
+    again = SPADEModel.from_pretrained(tmp_path / "m").eval()
+    with torch.no_grad():
+        assert torch.equal(before, again.generator(semantic, z))
+        assert torch.equal(d_before, again.discriminator(semantic, image)[-1][-1])
+
+
+def test_deterministic_for_seed():
+    config = tiny_model_config(use_vae=True)
+    torch.manual_seed(3)
+    a = SPADEModel(config).eval()
+    torch.manual_seed(3)
+    b = SPADEModel(config).eval()
+    semantic, _ = _inputs(a)
+    with torch.no_grad():
+        torch.manual_seed(7)
+        out_a = a.generator(semantic)
+        torch.manual_seed(7)
+        out_b = b.generator(semantic)
+        torch.manual_seed(8)
+        out_c = b.generator(semantic)
+    assert torch.equal(out_a, out_b)
+    assert not torch.allclose(out_a, out_c), "a different seed must give a different image"
+
+
+def test_spade_uses_the_semantic_map():
+    """gamma/beta depend on the map: the same activations with two maps give different outputs."""
+    layer = SPADE(channels=4, semantic_channels=3, hidden=8, norm="instance")
+    x = torch.randn(1, 4, 8, 8)
+    a = torch.zeros(1, 3, 8, 8)
+    a[:, 0] = 1
+    b = torch.zeros(1, 3, 8, 8)
+    b[:, 1] = 1
+    assert not torch.allclose(layer(x, a), layer(x, b))
+    # nearest resize: a map at another size is accepted
+    assert layer(x, torch.zeros(1, 3, 32, 32)).shape == x.shape
+
+
+def test_fold_spectral_norm_keeps_output():
+    model = SPADEModel(tiny_model_config()).eval()
+    semantic, image = _inputs(model)
+    z = torch.randn(2, 16)
+    with torch.no_grad():
+        before = model.generator(semantic, z)
+        assert has_spectral_norm(model.generator)
+        fold_spectral_norm(model.generator)
+        assert not has_spectral_norm(model.generator)
+        after = model.generator(semantic, z)
+    torch.testing.assert_close(before, after, atol=1e-6, rtol=1e-5)
+
+
+def test_latent_grid_matches_reference_rule():
+    # sw = crop / 2**n, sh = round(sw / aspect)
+    assert GeneratorConfig(semantic_channels=3, crop_size=256, num_upsampling_layers="more", aspect_ratio=2.0).latent_size == (2, 4)
+    assert GeneratorConfig(semantic_channels=3, crop_size=512, num_upsampling_layers="most", aspect_ratio=1.0).latent_size == (4, 4)
+    assert GeneratorConfig(semantic_channels=3, crop_size=512, num_upsampling_layers="more").output_size == (512, 512)
+
+
+def test_config_mismatch_is_a_clear_error():
+    from spadekit import SpadekitError
+
+    config = tiny_model_config()
+    config.generator.semantic_channels += 1
+    with pytest.raises(SpadekitError, match="semantic channels"):
+        SPADEModel(config)
+
+
+def test_losses_by_hand():
+    pred_real = [[torch.tensor([[0.5, 2.0]])]]
+    pred_fake = [[torch.tensor([[-2.0, 0.0]])]]
+    # hinge: D real mean(relu(1 - x)) = (0.5 + 0) / 2; D fake mean(relu(1 + x)) = (0 + 1) / 2; G -mean
+    assert losses.hinge_loss(pred_real, True).item() == pytest.approx(0.25)
+    assert losses.hinge_loss(pred_fake, False).item() == pytest.approx(0.5)
+    assert losses.hinge_loss(pred_fake, True, for_discriminator=False).item() == pytest.approx(1.0)
+    # least squares
+    assert losses.least_squares_loss(pred_real, True).item() == pytest.approx(((0.5 - 1) ** 2 + 1) / 2)
+    # KL of a standard normal is 0
+    assert losses.kl_divergence(torch.zeros(2, 4), torch.zeros(2, 4)).item() == 0
+    assert losses.kl_divergence(torch.ones(1, 2), torch.zeros(1, 2), weight=1.0).item() == pytest.approx(1.0)
+    # perceptual: weighted L1
+    f = [torch.ones(1, 1, 2, 2)] * 2
+    r = [torch.zeros(1, 1, 2, 2)] * 2
+    assert losses.perceptual_loss(f, r, (0.5, 1.0), weight=2.0).item() == pytest.approx(3.0)
