@@ -64,7 +64,7 @@ class SPADEGenerator(nn.Module):
         if self.config.use_vae:
             if z is None:
                 z = torch.randn(semantic.shape[0], self.config.z_dim, device=semantic.device, dtype=semantic.dtype)
-            x = self.input(z).view(-1, 16 * self.config.ngf, sh, sw)
+            x = self.input(z).unflatten(1, (16 * self.config.ngf, sh, sw))
         else:
             x = self.input(F.interpolate(semantic, size=(sh, sw), mode="nearest"))
         for name, block in self.blocks.items():

@@ -1,0 +1,337 @@
+"""The Pipeline users call: label map in, PIL images out.
+
+    pipe = Pipeline.from_pretrained("default")          # or a model folder
+    images = pipe("painting.png", seed=0, num_images=4)  # ids or palette colours
+    winter = pipe(replace_label(pipe.load_label_map("painting.png"), pipe.labels, "grass", "snow"))
+    styled = pipe("painting.png", style_image="sunset.jpg")
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from contextlib import nullcontext
+from importlib import resources
+from pathlib import Path
+from typing import Sequence, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, UnidentifiedImageError
+
+from spadekit import SpadekitError
+from spadekit.data.labels import LabelSet
+from spadekit.layers.norms import fold_spectral_norm
+from spadekit.models import SPADEModel
+
+LabelMapInput = Union[str, os.PathLike, Image.Image, np.ndarray]
+ImageInput = Union[str, os.PathLike, Image.Image, np.ndarray]
+
+# Bundled models: name -> folder inside the package.
+BUNDLED_MODELS = {"default": "pretrained/default"}
+MAX_PIXELS = 4096 * 4096
+
+
+def bundled_model_path(name: str) -> Path | None:
+    """Folder of a model shipped inside the package, or None when this installation lacks it."""
+    relative = BUNDLED_MODELS.get(name)
+    if relative is None:
+        return None
+    path = Path(str(resources.files("spadekit").joinpath(relative)))
+    return path if (path / "config.json").is_file() else None
+
+
+def resolve_model_path(name_or_path: str | os.PathLike) -> Path:
+    text = str(name_or_path)
+    if text in BUNDLED_MODELS:
+        path = bundled_model_path(text)
+        if path is None:
+            raise SpadekitError(
+                f"the bundled model {text!r} is not in this installation (spadekit/{BUNDLED_MODELS[text]} is missing); "
+                "reinstall spadekit from a full checkout, or give a model folder"
+            )
+        return path
+    path = Path(text).expanduser()
+    if not path.exists():
+        known = ", ".join(sorted(BUNDLED_MODELS))
+        raise SpadekitError(f"model {text!r} not found: not a folder, and not a bundled model name ({known})")
+    if not path.is_dir():
+        raise SpadekitError(f"model {text!r} is a file; give the model folder (with config.json and *.safetensors)")
+    return path
+
+
+def pick_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
+    """'auto': bfloat16 where the hardware runs it fast (CUDA, or a CPU with AVX-512 BF16 / AMX), else float32."""
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype in (None, "float32", "fp32"):
+        return torch.float32
+    if dtype in ("bfloat16", "bf16"):
+        return torch.bfloat16
+    if dtype in ("float16", "fp16"):
+        if device.type != "cuda":
+            raise SpadekitError("float16 inference needs a CUDA device; use bfloat16 on CPU")
+        return torch.float16
+    if dtype == "auto":
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        try:
+            fast_bf16 = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        except (AttributeError, RuntimeError):
+            fast_bf16 = False
+        return torch.bfloat16 if fast_bf16 else torch.float32
+    raise SpadekitError(f"unknown dtype {dtype!r}; choose float32, bfloat16, float16 or auto")
+
+
+def _open_image(source, what: str) -> Image.Image:
+    if isinstance(source, Image.Image):
+        return source
+    path = Path(source)
+    if not path.is_file():
+        raise SpadekitError(f"{what} {path}: no such file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(path)
+            if image.width * image.height > MAX_PIXELS:
+                raise SpadekitError(f"{what} {path}: {image.width}x{image.height} is too large (limit {MAX_PIXELS} pixels)")
+            image.load()
+    except SpadekitError:
+        raise
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise SpadekitError(f"{what} {path}: cannot be read as an image ({error})") from None
+    return image
+
+
+def load_label_map(source: LabelMapInput, labels: LabelSet) -> np.ndarray:
+    """A label map as raw ids [H,W] int64, from ids or palette colours, validated against `labels`.
+
+    Accepts a path, a PIL image or an array: 2-D (or single-channel) values are ids; RGB values
+    are decoded through the palette; palette-mode PNGs are read as ids, or as colours if the ids
+    are not valid. Raises SpadekitError naming the unknown ids or colours.
+    """
+    name = str(source) if isinstance(source, (str, os.PathLike)) else "label map"
+    if isinstance(source, np.ndarray):
+        array = source
+        if array.ndim == 3 and array.shape[2] == 1:
+            array = array[..., 0]
+        if array.ndim == 2:
+            labels.to_channels(array, name)
+            return array.astype(np.int64)
+        if array.ndim == 3 and array.shape[2] in (3, 4):
+            return labels.from_colors(array[..., :3].astype(np.uint8), name)
+        raise SpadekitError(f"{name}: expected a [H,W] id array or [H,W,3] colour array, got shape {array.shape}")
+    image = _open_image(source, "label map")
+    if image.mode in ("L", "I", "I;16", "I;16B", "I;16L"):
+        ids = np.array(image).astype(np.int64)
+        labels.to_channels(ids, name)
+        return ids
+    if image.mode == "P":
+        ids = np.array(image).astype(np.int64)
+        try:
+            labels.to_channels(ids, name)
+            return ids
+        except SpadekitError as id_error:
+            try:
+                return labels.from_colors(np.array(image.convert("RGB")), name)
+            except SpadekitError:
+                raise id_error from None
+    if image.mode == "RGBA":
+        alpha = np.array(image)[..., 3]
+        if (alpha < 255).any():
+            raise SpadekitError(f"{name}: the label map has transparent pixels; paint every pixel with a palette colour")
+    rgb = np.array(image.convert("RGB"))
+    try:
+        return labels.from_colors(rgb, name)
+    except SpadekitError as colour_error:
+        # an id map saved as grey RGB
+        if (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all():
+            ids = rgb[..., 0].astype(np.int64)
+            try:
+                labels.to_channels(ids, name)
+                return ids
+            except SpadekitError:
+                pass
+        raise colour_error from None
+
+
+def label_id(labels: LabelSet, value: str | int) -> int:
+    """A class given by name ("grass") or raw id (123, "123") -> its raw id, validated."""
+    if isinstance(value, (int, np.integer)) or (isinstance(value, str) and value.isdigit()):
+        value = int(value)
+        if value not in labels.ids:
+            raise SpadekitError(f"label id {value} is not in label set {labels.name!r}")
+        return value
+    return labels.by_name(str(value)).id
+
+
+def replace_label(ids: np.ndarray, labels: LabelSet, source: str | int, target: str | int) -> np.ndarray:
+    """Return a copy of a raw-id label map with class `source` replaced by `target` (names or ids), e.g. grass -> snow."""
+    out = np.array(ids, copy=True)
+    out[out == label_id(labels, source)] = label_id(labels, target)
+    return out
+
+
+def parse_replacements(specs: Sequence[str]) -> list[tuple[str, str]]:
+    pairs = []
+    for spec in specs:
+        if "=" not in spec:
+            raise SpadekitError(f"--replace {spec!r}: write it as SOURCE=TARGET, e.g. grass=snow")
+        a, b = spec.split("=", 1)
+        pairs.append((a.strip(), b.strip()))
+    return pairs
+
+
+def to_pil(images: torch.Tensor) -> list[Image.Image]:
+    array = ((images.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    return [Image.fromarray(a) for a in array]
+
+
+def image_to_tensor(image: ImageInput, size: tuple[int, int] | None = None, what: str = "style image") -> torch.Tensor:
+    """An RGB image -> [1,3,H,W] in [-1,1] (resized bicubic to `size` (H, W) when given)."""
+    if isinstance(image, np.ndarray):
+        pil = Image.fromarray(image.astype(np.uint8)).convert("RGB")
+    else:
+        pil = _open_image(image, what).convert("RGB")
+    if size is not None and pil.size != (size[1], size[0]):
+        pil = pil.resize((size[1], size[0]), Image.BICUBIC)
+    array = torch.from_numpy(np.asarray(pil, dtype=np.float32).copy()).permute(2, 0, 1)
+    return (array / 127.5 - 1).unsqueeze(0)
+
+
+class Pipeline:
+    """Label map -> images with a trained SPADE model.
+
+    device: "cpu", "cuda", ... dtype: float32, bfloat16, float16 (CUDA) or "auto".
+    Spectral norm is folded into plain weights and inference runs under torch.inference_mode.
+    """
+
+    def __init__(self, model: SPADEModel, device: str | torch.device = "cpu", dtype: str | torch.dtype | None = "float32", batch_size: int = 4):
+        self.device = torch.device(device)
+        self.dtype = pick_dtype(dtype, self.device)
+        self.batch_size = batch_size
+        model = model.eval()
+        model.discriminator = None  # not needed to generate
+        fold_spectral_norm(model.generator)
+        if model.encoder is not None:
+            fold_spectral_norm(model.encoder)
+        self.model = model.to(self.device).to(memory_format=torch.channels_last)
+        self.labels: LabelSet = model.labels
+        self.warnings: list[str] = []
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | os.PathLike, device: str = "cpu", dtype: str | torch.dtype | None = "float32", batch_size: int = 4) -> "Pipeline":
+        return cls(SPADEModel.from_pretrained(resolve_model_path(name_or_path)), device=device, dtype=dtype, batch_size=batch_size)
+
+    # ---- properties -----------------------------------------------------------------------------
+    @property
+    def size(self) -> tuple[int, int]:
+        """(H, W) the model generates."""
+        return self.model.output_size
+
+    @property
+    def has_encoder(self) -> bool:
+        return self.model.encoder is not None
+
+    @property
+    def multimodal(self) -> bool:
+        return self.model.config.generator.use_vae
+
+    def info(self) -> dict:
+        h, w = self.size
+        return {
+            "labels": self.labels.to_dict()["labels"],
+            "label_set": self.labels.name,
+            "height": h,
+            "width": w,
+            "multimodal": self.multimodal,
+            "style_image": self.has_encoder,
+        }
+
+    def load_label_map(self, source: LabelMapInput) -> np.ndarray:
+        return load_label_map(source, self.labels)
+
+    # ---- generation -------------------------------------------------------------------------------
+    def prepare(self, label_map: LabelMapInput, strict: bool = False) -> torch.Tensor:
+        """Validated label map -> semantic map [1,C,H,W] at the model's size (nearest resize unless strict)."""
+        ids = label_map if isinstance(label_map, np.ndarray) and label_map.ndim == 2 else None
+        ids = self.load_label_map(label_map) if ids is None else load_label_map(ids, self.labels)
+        channels = torch.from_numpy(self.labels.to_channels(ids))[None, None]
+        h, w = self.size
+        if tuple(channels.shape[-2:]) != (h, w):
+            if strict:
+                raise SpadekitError(f"label map is {channels.shape[-1]}x{channels.shape[-2]} but the model generates {w}x{h} (strict size)")
+            message = f"label map resized from {channels.shape[-1]}x{channels.shape[-2]} to {w}x{h} (nearest) to fit the model"
+            self.warnings.append(message)
+            channels = F.interpolate(channels.float(), size=(h, w), mode="nearest").long()
+        return self.model.semantic(channels.to(self.device))
+
+    def style_code(self, style_image: ImageInput) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mu, std) of the latent for an example photo, through the image encoder."""
+        if not self.has_encoder:
+            raise SpadekitError("this model has no image encoder, so it cannot follow a style image")
+        image = image_to_tensor(style_image).to(self.device)
+        with torch.inference_mode(), self._autocast():
+            mu, logvar = self.model.encoder(image)
+        return mu.float(), torch.exp(0.5 * logvar.float())
+
+    def latents(self, count: int, seed: int, style: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor | None:
+        """z for images seed, seed+1, ...: image i of seed s equals image 0 of seed s+i."""
+        if not self.multimodal:
+            return None
+        z_dim = self.model.config.generator.z_dim
+        eps = torch.stack([torch.randn(z_dim, generator=torch.Generator().manual_seed(seed + i)) for i in range(count)])
+        if style is None:
+            return eps.to(self.device)
+        mu, std = style
+        return (mu + eps.to(self.device) * std).to(self.device)
+
+    def generate(self, semantic: torch.Tensor, z: torch.Tensor | None) -> torch.Tensor:
+        """Batched generator call: semantic [1 or N,C,H,W], z [N,z_dim] or None -> images [N,3,H,W] float32."""
+        count = z.shape[0] if z is not None else semantic.shape[0]
+        outputs = []
+        with torch.inference_mode(), self._autocast():
+            for start in range(0, count, self.batch_size):
+                stop = min(start + self.batch_size, count)
+                sem = semantic.expand(stop - start, -1, -1, -1) if semantic.shape[0] == 1 else semantic[start:stop]
+                sem = sem.contiguous(memory_format=torch.channels_last)
+                outputs.append(self.model.generator(sem, None if z is None else z[start:stop]).float())
+        return torch.cat(outputs)
+
+    def __call__(
+        self,
+        label_map: LabelMapInput,
+        seed: int = 0,
+        num_images: int = 1,
+        style_image: ImageInput | None = None,
+        size: tuple[int, int] | int | None = None,
+        strict: bool = False,
+    ) -> list[Image.Image]:
+        """Generate `num_images` images for one label map. size: output (H, W) or an int for a square."""
+        if num_images < 1:
+            raise SpadekitError(f"num_images must be at least 1, got {num_images}")
+        semantic = self.prepare(label_map, strict=strict)
+        style = self.style_code(style_image) if style_image is not None else None
+        z = self.latents(num_images, seed, style)
+        if z is None:
+            images = self.generate(semantic.expand(num_images, -1, -1, -1), None)
+        else:
+            images = self.generate(semantic, z)
+        pil = to_pil(images)
+        if size is not None:
+            h, w = (size, size) if isinstance(size, int) else size
+            pil = [im.resize((w, h), Image.BICUBIC) for im in pil]
+        return pil
+
+    def interpolate_styles(self, label_map: LabelMapInput, style_a: ImageInput, style_b: ImageInput, steps: int = 5) -> list[Image.Image]:
+        """Images whose latent walks linearly from style_a's mean code to style_b's."""
+        semantic = self.prepare(label_map)
+        mu_a, _ = self.style_code(style_a)
+        mu_b, _ = self.style_code(style_b)
+        weights = torch.linspace(0, 1, steps, device=self.device)[:, None]
+        return to_pil(self.generate(semantic, (1 - weights) * mu_a + weights * mu_b))
+
+    def _autocast(self):
+        if self.dtype == torch.float32:
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=self.dtype)
