@@ -271,6 +271,7 @@ def import_nvlabs(source: str | Path, out: str | Path | None = None, epoch: str 
 
 
 def _load_mapped(module: torch.nn.Module, state: dict[str, torch.Tensor], net: str, path: Path) -> None:
+    original = {KEY_MAPS[net](k): k for k in state}
     mapped = {KEY_MAPS[net](k): v for k, v in state.items()}
     own = module.state_dict()
     for key, value in mapped.items():
@@ -278,7 +279,7 @@ def _load_mapped(module: torch.nn.Module, state: dict[str, torch.Tensor], net: s
             continue
         if own[key].shape != value.shape:
             raise SpadekitError(
-                f"{path}: layer {key} has shape {tuple(value.shape)} in the checkpoint but {tuple(own[key].shape)} "
+                f"{path}: layer {original[key]} (ours: {key}) has shape {tuple(value.shape)} in the checkpoint but {tuple(own[key].shape)} "
                 f"in the network built from the options; check {_option_hint(net, key)}"
             )
     missing = sorted(set(own) - set(mapped))
@@ -289,3 +290,84 @@ def _load_mapped(module: torch.nn.Module, state: dict[str, torch.Tensor], net: s
             f"(missing {missing[:4]}, unexpected {unexpected[:4]}); check num_upsampling_layers, n_layers_D, num_D, norm options"
         )
     module.load_state_dict(mapped, strict=True)
+
+
+# ---- export: our model -> reference checkpoint files ---------------------------------------------
+def _invert(mapping: dict[str, str]) -> dict[str, str]:
+    return {v: k for k, v in mapping.items()}
+
+
+def reference_generator_key(key: str) -> str:
+    parts = key.split(".")
+    if parts[0] == "input":
+        return ".".join(["fc"] + parts[1:])
+    if parts[0] == "to_rgb":
+        return ".".join(["conv_img"] + parts[1:])
+    assert parts[0] == "blocks", key
+    block = _invert(GENERATOR_BLOCKS).get(parts[1], parts[1])
+    rest = parts[2:]
+    rest[0] = _invert(BLOCK_PARTS).get(rest[0], rest[0])
+    if len(rest) > 1 and rest[1] in _invert(SPADE_PARTS):
+        rest[1] = _invert(SPADE_PARTS)[rest[1]]
+    return ".".join([block] + rest)
+
+
+def reference_discriminator_key(key: str, norm: str, num_layers: int) -> str:
+    match = re.fullmatch(r"scales\.(\d+)\.groups\.(\d+)\.(\d+)\.(.*)", key)
+    scale, group, index, rest = match.groups()
+    inner = 0 < int(group) < num_layers and norm != "none"  # conv and norm sit in their own Sequential
+    prefix = f"0.{index}." if inner else f"{index}."
+    return f"discriminator_{scale}.model{group}.{prefix}{rest}"
+
+
+def reference_encoder_key(key: str, norm: str) -> str:
+    if key.startswith("fc_logvar."):
+        return "fc_var." + key[len("fc_logvar."):]
+    if key.startswith("fc_mu."):
+        return key
+    match = re.fullmatch(r"layers\.(\d+)\.(\d+)\.(.*)", key)
+    layer, index, rest = match.groups()
+    return f"layer{int(layer) + 1}.{rest}" if norm == "none" else f"layer{int(layer) + 1}.{index}.{rest}"
+
+
+def reference_options(model: SPADEModel) -> dict:
+    """The reference options that rebuild `model` (for opt.txt / options.json)."""
+    c = model.config
+    g = c.generator
+    if g.arch != "spade" or g.spade_hidden != 128:
+        raise SpadekitError("only SPADE generators with the reference's fixed SPADE width (spade_hidden 128) can be exported")
+    options = {
+        "netG": "spade", "label_nc": model.labels.num_classes, "contain_dontcare_label": model.labels.contain_dontcare,
+        "no_instance": not c.use_instance, "ngf": g.ngf, "num_upsampling_layers": g.num_upsampling_layers,
+        "crop_size": g.crop_size, "aspect_ratio": g.aspect_ratio, "use_vae": g.use_vae, "z_dim": g.z_dim,
+        "norm_G": f"{'spectral' if g.spectral_norm else ''}spade{g.norm}{g.spade_kernel}x{g.spade_kernel}",
+        "output_nc": 3, "semantic_nc": g.semantic_channels,
+    }
+    if c.encoder is not None:
+        e = c.encoder
+        if e.ndf != g.ngf or e.input_size != 256 or e.num_layers != 6 or e.z_dim != 256 or g.z_dim != 256:
+            raise SpadekitError("the reference encoder is fixed (ndf = ngf, 256x256 input, 6 layers, z_dim 256); this encoder differs")
+        options["norm_E"] = ("spectral" if e.spectral_norm else "") + e.norm
+    if c.discriminator is not None:
+        d = c.discriminator
+        options.update(netD="multiscale", netD_subarch="n_layer", num_D=d.num_scales, n_layers_D=d.num_layers, ndf=d.ndf,
+                       norm_D=("spectral" if d.spectral_norm else "") + d.norm)
+    return options
+
+
+def export_nvlabs(model: SPADEModel, out: str | Path, epoch: str = "latest") -> Path:
+    """Write `{epoch}_net_{G,D,E}.pth` state dicts and options.json that the reference (and import_nvlabs) load."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    options = reference_options(model)
+    nets = {"G": (model.generator, reference_generator_key)}
+    if model.discriminator is not None:
+        d = model.config.discriminator
+        nets["D"] = (model.discriminator, lambda k: reference_discriminator_key(k, d.norm, d.num_layers))
+    if model.encoder is not None:
+        nets["E"] = (model.encoder, lambda k: reference_encoder_key(k, model.config.encoder.norm))
+    for net, (module, key_fn) in nets.items():
+        state = {key_fn(k): v.detach().cpu().clone() for k, v in module.state_dict().items()}
+        torch.save(state, out / f"{epoch}_net_{net}.pth")
+    (out / "options.json").write_text(json.dumps({"options": options}, indent=2) + "\n")
+    return out
