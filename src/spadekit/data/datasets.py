@@ -84,7 +84,7 @@ def read_photo(path: Path | str, max_pixels: int = MAX_PIXELS) -> tuple[np.ndarr
         note = f"{path}: photo with an alpha channel (mode {mode}); transparency is ignored"
     if mode != "RGB":
         image = image.convert("RGB")
-    return np.asarray(image, dtype=np.uint8), note
+    return np.array(image, dtype=np.uint8), note
 
 
 def read_label_ids(path: Path | str, colors: LabelSet | None = None, max_pixels: int = MAX_PIXELS) -> np.ndarray:
