@@ -72,6 +72,9 @@ EXTRA_BOXES: dict[str, list[tuple[str, tuple[float, float, float, float]]]] = {
     "MB1": [("sand", (0.0, 0.44, 0.25, 0.58))],
 }
 
+# Boxes left out of the textures: macro close-ups whose scale is wrong for landscapes.
+EXCLUDE = {("MB3", "grass"), ("LW6", "grass"), ("LW2", "tree")}
+
 # Photos kept whole (downscaled) for the hand-drawn dense annotations.
 ANNOTATED = ["LW3", "LW5", "LW7", "MB1", "PW1", "PW2", "PW4", "PW5", "TP1", "TP5", "SK1", "LW4", "TP3", "PW3", "TP6", "LW1"]
 
@@ -209,6 +212,8 @@ def build(rows: list[dict]) -> None:
         count: dict[str, int] = {}
         for name, box in boxes:
             cls = CLASS_MAP.get(name, name)
+            if (row["id"], name) in EXCLUDE:
+                continue
             crop = crop_box(image, box)
             if crop.mode == "RGBA":
                 alpha = np.asarray(crop)[..., 3]
