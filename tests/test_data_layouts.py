@@ -320,11 +320,11 @@ def test_data_group_without_subcommand_prints_help(capsys):
 # --- data check: each malformed case ------------------------------------------------------------
 
 
-def _bomb_png(path):
-    """A valid 1x1 PNG whose header claims 30000 x 30000 pixels."""
+def _bomb_png(path, side=30000):
+    """A valid 1x1 PNG whose header claims side x side pixels."""
     photo(path, size=(1, 1))
     data = bytearray(Path(path).read_bytes())
-    data[16:24] = (30000).to_bytes(4, "big") * 2
+    data[16:24] = side.to_bytes(4, "big") * 2
     data[29:33] = zlib.crc32(bytes(data[12:29])).to_bytes(4, "big")
     Path(path).write_bytes(bytes(data))
 
@@ -358,6 +358,9 @@ BAD_FOLDER_CASES = {
     "RGBA label": (lambda r: _rgba_label(r / "labels" / "img1.png"), "labels/img1.png", "alpha"),
     "JPEG label": (lambda r: photo(r / "labels" / "img2.jpg"), "labels/img2.jpg", "lossy"),
     "decompression bomb": (lambda r: _bomb_png(r / "images" / "img0.png") or (r / "images" / "img0.jpg").unlink(), "images/img0.png", "decompression bomb"),
+    "huge image (PIL warning size)": (lambda r: _bomb_png(r / "labels" / "img1.png", side=10000), "labels/img1.png", "decompression bomb"),
+    "huge image (our limit)": (lambda r: _bomb_png(r / "labels" / "img1.png", side=8000), "labels/img1.png", "over the limit"),
+    "two photos for one name": (lambda r: photo(r / "images" / "img0.png"), "img0", "two photo files"),
     "non-image file": (lambda r: (r / "images" / "notes.txt").write_text("hello"), "images/notes.txt", "not an image file"),
     "image-named text file": (lambda r: (r / "labels" / "img1.png").write_text("hello"), "labels/img1.png", "not an image"),
     "empty folder": (lambda r: [p.unlink() for p in (r / "instances").iterdir()], "instances", "empty folder"),

@@ -45,7 +45,10 @@ def open_image(path: Path | str, max_pixels: int = MAX_PIXELS) -> Image.Image:
     path = Path(path)
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # PIL warns above Image.MAX_IMAGE_PIXELS; that is a refusal unless the caller raised
+            # our limit past it (PIL still refuses twice its limit with DecompressionBombError).
+            over_pil = max_pixels > (Image.MAX_IMAGE_PIXELS or 0)
+            warnings.simplefilter("ignore" if over_pil else "error", Image.DecompressionBombWarning)
             image = Image.open(path)
             width, height = image.size
             if width * height > max_pixels:

@@ -131,7 +131,7 @@ def _resize_array(array: np.ndarray, size: tuple[int, int], resample) -> np.ndar
     if (array.shape[1], array.shape[0]) == tuple(size):
         return array
     if array.ndim == 3:
-        return np.asarray(Image.fromarray(array).resize(size, resample))
+        return np.array(Image.fromarray(array).resize(size, resample))
     # Label / instance maps: int32 "I" images resize exactly with NEAREST, whatever the id range.
     image = Image.fromarray(array.astype(np.int32))
     return np.asarray(image.resize(size, Image.NEAREST)).astype(array.dtype)
