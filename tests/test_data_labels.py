@@ -55,8 +55,12 @@ def test_ade20k_raw_zero_is_dontcare_and_classes_shift_by_one():
     assert ade.labels[0].name == "wall" and ade.labels[2].name == "sky" and ade.labels[149].name == "flag"
     raw = np.array([[0, 1, 3, 150]])
     assert ade.to_channels(raw).tolist() == [[150, 0, 2, 149]]
-    with pytest.raises(SpadekitError, match="151"):
+    with pytest.raises(SpadekitError, match=r"\[151\].*known ids: 1\.\.150"):
         ade.to_channels(np.array([[151]]))
+    without_dontcare = get_label_set("ade20k")
+    without_dontcare.contain_dontcare = False
+    with pytest.raises(SpadekitError, match="contain_dontcare"):
+        without_dontcare.to_channels(np.array([[0, 1]]))
     assert get_label_set("ade20k-outdoor").ids == ade.ids
 
 

@@ -346,6 +346,10 @@ BAD_FOLDER_CASES = {
         lambda r: Image.fromarray(np.full((SIZE, SIZE, 3), 7, np.uint8)).save(r / "labels" / "img0.png"),
         "labels/img0.png", "#070707",
     ),
+    "gray RGB label": (
+        lambda r: Image.fromarray(np.full((SIZE, SIZE, 3), 2, np.uint8)).save(r / "labels" / "img0.png"),
+        "labels/img0.png", "8-bit grayscale PNG",
+    ),
     "size mismatch": (lambda r: id_map(r / "labels" / "img0.png", np.ones((16, SIZE))), "labels/img0.png", "32x16"),
     "instance size mismatch": (lambda r: id_map(r / "instances" / "img1.png", np.ones((SIZE, 8))), "instances/img1.png", "8x32"),
     "missing label": (lambda r: (r / "labels" / "img1.png").unlink(), "images/img1.jpg", "no label map"),

@@ -119,7 +119,16 @@ def read_label_ids(path: Path | str, colors: LabelSet | None = None, max_pixels:
                 f"{path}: RGB colour label map where this layout needs 8-bit id maps "
                 "(one id per pixel, grayscale PNG)"
             )
-        return colors.from_colors(np.asarray(image), source=str(path))
+        rgb = np.asarray(image)
+        try:
+            return colors.from_colors(rgb, source=str(path))
+        except SpadekitError as error:
+            if (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all():
+                raise SpadekitError(
+                    f"{error} This map is gray (R = G = B): if its values are ids, save it as an 8-bit "
+                    "grayscale PNG instead of RGB."
+                ) from None
+            raise
     raise SpadekitError(f"{path}: unsupported label image mode {mode}; save it as an 8-bit id PNG")
 
 

@@ -152,8 +152,8 @@ class LabelSet:
 
     def _id_summary(self) -> str:
         ids = self.ids
-        if ids == list(range(len(ids))):
-            return f"0..{len(ids) - 1}"
+        if ids and ids == list(range(ids[0], ids[0] + len(ids))):
+            return f"{ids[0]}..{ids[-1]}"
         return ", ".join(str(i) for i in ids[:30]) + (" ..." if len(ids) > 30 else "")
 
     def to_dict(self) -> dict:

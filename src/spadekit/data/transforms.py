@@ -96,7 +96,7 @@ def _resized_size(config: TransformConfig, width: int, height: int) -> tuple[int
     if mode == "resize_and_crop":
         return (config.load_size, config.load_size)
     if mode in ("scale_width", "scale_width_and_crop"):
-        return (config.load_size, max(1, int(round(config.load_size * height / width))))
+        return (config.load_size, max(1, config.load_size * height // width))
     if mode in ("scale_shortside", "scale_shortside_and_crop"):
         scale = config.load_size / min(width, height)
         return (max(1, int(round(width * scale))), max(1, int(round(height * scale))))
