@@ -451,3 +451,19 @@ def test_dataset_raises_the_same_messages(tmp_path):
 def test_build_dataset_unknown_name(tmp_path):
     with pytest.raises(SpadekitError, match="unknown dataset"):
         build_dataset("imagenet", tmp_path)
+
+
+def test_data_group_takes_make_landscapes_from_its_module(monkeypatch, capsys):
+    import types
+    import sys
+
+    fake = types.ModuleType("spadekit.data.landscapes")
+
+    def add_make_landscapes_parser(data_subparsers):
+        parser = data_subparsers.add_parser("make-landscapes", help="fake for the test")
+        parser.set_defaults(func=lambda args: 7)
+
+    fake.add_make_landscapes_parser = add_make_landscapes_parser
+    monkeypatch.setitem(sys.modules, "spadekit.data.landscapes", fake)
+    assert main(["data", "make-landscapes"]) == 7
+    capsys.readouterr()
