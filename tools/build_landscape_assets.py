@@ -66,17 +66,16 @@ EXTRA_BOXES: dict[str, list[tuple[str, tuple[float, float, float, float]]]] = {
     "ST4": [("tree", (0.19, 0.1, 0.24, 0.65)), ("tree", (0.36, 0.1, 0.41, 0.65)), ("tree", (0.62, 0.1, 0.67, 0.65))],
     "TP5": [("grass", (0.4, 0.62, 1.0, 1.0))],
     "PW2": [("tree", (0.0, 0.0, 0.2, 0.4))],
-    "SK1": [("tree", (0.0, 0.7, 0.3, 1.0))],
     "TP2": [("rock", (0.0, 0.5, 0.5, 1.0)), ("rock", (0.5, 0.5, 1.0, 1.0))],
     "TP1": [("rock", (0.3, 0.2, 0.6, 0.5))],
-    "MB1": [("sand", (0.0, 0.44, 0.25, 0.58))],
 }
 
 # Boxes left out of the textures: macro close-ups whose scale is wrong for landscapes.
-EXCLUDE = {("MB3", "grass"), ("LW6", "grass"), ("LW2", "tree")}
+EXCLUDE = {("MB3", "grass"), ("LW6", "grass"), ("LW2", "tree"), ("TP10", "tree"), ("MB1", "grass"),
+           ("ET7", "snow(ice)"), ("ET8", "snow(ice)"), ("ET9", "snow(ice)")}
 
 # Photos kept whole (downscaled) for the hand-drawn dense annotations.
-ANNOTATED = ["LW3", "LW5", "LW7", "MB1", "PW1", "PW2", "PW4", "PW5", "TP1", "TP5", "SK1", "LW4", "TP3", "PW3", "TP6", "LW1"]
+ANNOTATED = ["LW3", "LW4", "LW5", "LW7", "MB1", "PW1", "PW2", "PW4", "PW5", "TP1", "TP3", "TP5", "TP6"]
 
 # Style photos: name -> (source id, normalised crop box).
 STYLES = {

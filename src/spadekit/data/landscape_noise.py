@@ -13,7 +13,19 @@ def upsample(grid: np.ndarray, h: int, w: int) -> np.ndarray:
 def fbm(rng: np.random.Generator, h: int, w: int, cells: float = 4.0, octaves: int = 4, gain: float = 0.5,
         aspect: float = 1.0) -> np.ndarray:
     """Fractal value noise in [0, 1] (roughly), [h, w]. `cells`: features across the width at the coarsest
-    octave; `aspect` > 1 stretches features horizontally."""
+    octave; `aspect` > 1 stretches features horizontally. Smooth noise is built at a lower resolution and
+    upsampled once (the finest octave keeps >= 4 px per feature)."""
+    finest = cells * 2 ** (octaves - 1) / min(aspect, 1.0)
+    down = 1
+    while down < 8 and w / (down * 2) >= 4 * finest and h >= 16 * down * 2:
+        down *= 2
+    if down > 1:
+        small = _fbm(rng, -(-h // down), -(-w // down), cells, octaves, gain, aspect)
+        return upsample(small, h, w)
+    return _fbm(rng, h, w, cells, octaves, gain, aspect)
+
+
+def _fbm(rng, h, w, cells, octaves, gain, aspect) -> np.ndarray:
     total = np.zeros((h, w), dtype=np.float32)
     amp, norm = 1.0, 0.0
     for o in range(octaves):

@@ -62,13 +62,12 @@ class Scene:
 
     def flat_fill(self, tex: Texture, scale: float, mask_rows: slice | None = None) -> np.ndarray:
         """Texture at a uniform scale (texels per pixel) over the canvas, random offset, random flip."""
-        u = self.c.xx * scale + self.rng.uniform(0, 1000)
-        v = self.c.yy * scale + self.rng.uniform(0, 1000)
+        u = self.c.xx[0] * scale + self.rng.uniform(0, 1000)
+        v = self.c.yy[:, 0] * scale + self.rng.uniform(0, 1000)
         if self.rng.random() < 0.5:
-            u = -u
-        u, v = np.broadcast_arrays(u, v)
-        level = int(np.clip(np.floor(np.log2(max(scale, 1e-3))), 0, 3))
-        return tex.sample(u, v, level)
+            u = u[::-1]
+        level = int(np.clip(np.floor(np.log2(max(scale, 1e-3)) + 0.3), 0, 3))
+        return tex.sample_grid(u, v, level)
 
     def ground_uv(self, horizon: float, near_scale: float, aniso: float):
         """Perspective ground plane below `horizon`: texel coords (u, v) and a mip level per pixel."""
@@ -76,11 +75,10 @@ class Scene:
         d_near = max(self.h - horizon, 1.0)
         k = near_scale * d_near
         m = d_near * aniso
-        u = (self.c.xx - self.w / 2) * (k / d) + self.rng.uniform(0, 1000)
-        v = (k * m) / d + self.rng.uniform(0, 1000)
+        u = (self.c.xx - self.w / 2) * (k / d) + self.rng.uniform(1e5, 2e5)
+        v = ((k * m) / d + self.rng.uniform(0, 1000))[:, 0]
         rate = (k / d) * np.maximum(1.0, m / d)
-        level = np.clip(np.log2(np.maximum(rate, 1e-3)) + 0.8, 0, 5).astype(np.int8)
-        u, v, level = np.broadcast_arrays(u, v, level)
+        level = np.clip(np.log2(np.maximum(rate, 1e-3)) + 0.8, 0, 5).astype(np.int8)[:, 0]
         return u, v, level, d
 
     def ground_fill(self, tex: Texture, horizon: float, near_scale: float | None = None,
@@ -90,8 +88,8 @@ class Scene:
         aniso = aniso or rng.uniform(0.8, 2.0)
         u, v, level, _ = self.ground_uv(horizon, near_scale, aniso)
         if rng.random() < 0.5:
-            u = -u
-        return tex.sample(u, v, level)
+            u = u[:, ::-1]
+        return tex.sample_rows(u, v, level)
 
     def haze(self, colour: np.ndarray, horizon: float, strength: float) -> np.ndarray:
         """Atmospheric perspective: blend ground towards the horizon colour near the horizon."""
@@ -265,7 +263,15 @@ class Scene:
         y0 = np.broadcast_to(np.asarray(y0, dtype=np.float32), (self.w,))[None, :]
         hard = (c.yy >= y0) & (c.yy < y1[None, :])
         tex = self.pick("sea" if name == "sea" else "water", "water")
-        col = self.ground_fill(tex, self.horizon, rng.uniform(0.6, 1.5), aniso=rng.uniform(1.0, 3.0))
+        # body colour: the photo's mean, pulled towards a water blue; detail: the photo's texture on the
+        # ground plane (stretched along the horizon) plus procedural ripples
+        photo = self.ground_fill(tex, self.horizon, rng.uniform(0.4, 1.0), aniso=rng.uniform(2.0, 5.0))
+        body = tex.mean * 0.5 + np.array([0.12, 0.3, 0.42], np.float32) * rng.uniform(0.7, 1.3) * 0.5
+        detail = luminance(photo) - luminance(tex.mean[None, :])[0]
+        u, v, level, d = self.ground_uv(self.horizon, rng.uniform(0.2, 0.5) / self.px, 1.5)
+        waves = np.sin(v[:, None] * rng.uniform(0.3, 0.8) + 3 * fbm(rng, self.h, self.w, cells=4, octaves=2, aspect=4))
+        waves = waves * np.clip(d / (0.3 * self.h), 0, 1)  # ripples fade into the distance
+        col = body + (detail[..., None] * rng.uniform(0.4, 0.9) + waves[..., None] * 0.03)
         col = self.jitter(col, 0.1)
         # mirror the rows above the horizon, rippled and darkened
         ys = np.arange(self.h)
@@ -293,13 +299,13 @@ class Scene:
             hard &= c.yy < np.broadcast_to(np.asarray(y_bottom, dtype=np.float32), (self.w,))[None, :]
         tex = self.pick(material)
         col = self.ground_fill(tex, self.horizon)
-        if rng.random() < 0.5:  # a second texture of the same material in patches
-            tex2 = self.pick(material)
-            col2 = self.ground_fill(tex2, self.horizon)
-            u, v, _, _ = self.ground_uv(self.horizon, 0.02, 1.0)
-            m = fbm(rng, self.h, self.w, cells=3, octaves=3, aspect=3)
-            m = smoothstep(0.45, 0.55, m)[..., None]
-            col = col * (1 - m) + col2 * m
+        # a second sampling (same or other texture of the material, other scale) in patches breaks tiling
+        tex2 = self.pick(material) if rng.random() < 0.6 else tex
+        col2 = self.ground_fill(tex2, self.horizon, rng.uniform(0.3, 0.8))
+        col2 = col2 * (tex.mean / np.maximum(tex2.mean, 0.02)) ** 0.5
+        m = fbm(rng, self.h, self.w, cells=3, octaves=3, aspect=3)
+        m = smoothstep(0.4, 0.6, m)[..., None]
+        col = col * (1 - m) + col2 * m
         col = self.jitter(col, 0.1) * darken * self.shade_noise(2.5, 0.18, aspect=3)
         if self.mood == "sunset":
             col = col * np.array([1.05, 0.9, 0.75], dtype=np.float32) * 0.85
@@ -335,6 +341,13 @@ class Scene:
             col = colour_fn()
         else:
             col = self.ground_fill(self.pick(material), self.horizon)
+        if name == "road" and getattr(self, "_road_marks", False):
+            # dashed centre line and edge lines, on the ground plane
+            off = np.abs(c.xx - centre) / np.maximum(half, 1e-3)
+            _, v, _, _ = self.ground_uv(self.horizon, 0.05, 1.0)
+            dash = ((v[:, None] * rng.uniform(0.8, 1.6)) % 1.0) < 0.5
+            line = ((off < 0.04) & dash) | ((off > 0.86) & (off < 0.92))
+            col = np.where(line[..., None], np.array([0.85, 0.85, 0.8], np.float32), col)
         col = self.haze(self.jitter(col, 0.1), self.horizon, 0.5)
         c.paint(hard, np.clip(col, 0, 1), name, feather=0.7 * self.px)
         return hard
@@ -346,6 +359,7 @@ class Scene:
         col = np.full((self.h, self.w, 3), g, dtype=np.float32) * (0.85 + 0.3 * n)[..., None]
         if "road" in self.tex and rng.random() < 0.5:
             col = col * 0.5 + self.ground_fill(self.pick("road"), self.horizon) * 0.5
+        self._road_marks = rng.random() < 0.6
         return col
 
     # objects ------------------------------------------------------------------
@@ -393,7 +407,8 @@ class Scene:
         bases = sorted(zip(ys[pick].tolist(), xs[pick].tolist()))
         tex = self.pick("tree")
         fill = self.flat_fill(tex, rng.uniform(0.8, 1.8) / self.px) * rng.uniform(0.6, 0.95)
-        fill = self.jitter(fill, 0.15)
+        green = np.array([0.22, 0.36, 0.14], np.float32) * rng.uniform(0.7, 1.3)
+        fill = self.jitter(fill * 0.6 + green * luminance(fill)[..., None] / max(float(luminance(tex.mean[None])[0]), 0.05) * 0.4, 0.15)
         for by, bx in bases:
             d = (by - self.horizon) / max(self.h - self.horizon, 1)
             if d < min_d:
@@ -438,13 +453,15 @@ class Scene:
                 mask |= (np.abs(xx - bx) < max(0.7, th * 0.04)) & (yy > by - th + cr)
             if not mask.any():
                 continue
-            # shading: darker low and on one side
+            # shading: a lit side and a dark underside, clumps of foliage from noise
             ys_, xs_ = slice(y0, y1), slice(x0, x0 + mask.shape[1])
             local = fill[ys_, xs_]
             yy = np.arange(y0, y1, dtype=np.float32)[:, None]
             xx = np.arange(x0, x0 + mask.shape[1], dtype=np.float32)[None, :]
-            shade = 1.1 - 0.35 * np.clip((yy - (by - th)) / th, 0, 1) + 0.15 * np.tanh((xx - bx) / max(th * 0.2, 1))
-            col = local * shade[..., None]
+            clumps = fbm(rng, *mask.shape, cells=max(2.0, mask.shape[1] / (6 * self.px)), octaves=2)
+            shade = (1.15 - 0.5 * np.clip((yy - (by - th)) / th, 0, 1) + self.sun_side * 0.2 * np.tanh((xx - bx) / max(th * 0.15, 1))
+                     + (clumps - 0.5) * 0.6)
+            col = local * np.clip(shade, 0.25, 1.5)[..., None]
             if snowy:
                 sn = fbm(rng, *mask.shape, cells=max(3.0, mask.shape[1] / (2.5 * self.px)), octaves=2) > 0.55
                 col = np.where(sn[..., None], np.array([0.85, 0.88, 0.95]) * shade[..., None], col)
@@ -517,8 +534,8 @@ class Scene:
         dot_tex = (rng.random((96, 96)) < rng.uniform(0.12, 0.3)).astype(np.float32)
         dot_tex = smooth(dot_tex, 1) * 2.5
         u, v, level, d = self.ground_uv(self.horizon, rng.uniform(0.15, 0.35) / self.px, rng.uniform(1.0, 2.0))
-        iu = np.floor(u).astype(np.int64) % 96
-        iv = np.floor(v).astype(np.int64) % 96
+        iu = u.astype(np.int64) % 96
+        iv = (v.astype(np.int64) % 96)[:, None]
         far = np.clip(1.5 * self.px / np.maximum(d, 1.0), 0, 1)  # dots merge into a tint far away
         amt = np.clip(dot_tex[iv, iu] * (1 - far) + dot_tex.mean() * far, 0, 1)[..., None]
         col = base * (1 - amt) + fc * amt
@@ -542,6 +559,7 @@ class Scene:
         rng, c, h = self.rng, self.c, self.h
         kind = self.kind
         self.horizon = float(h * rng.uniform(0.3, 0.6))
+        self.sun_side = float(rng.choice([-1.0, 1.0]))
         if kind in ("beach", "coast", "lake"):
             self.horizon = float(h * rng.uniform(0.35, 0.58))
         self.sky()

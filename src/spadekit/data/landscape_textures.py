@@ -47,6 +47,24 @@ class Texture:
             out[m] = _gather(self.mips[int(lv)], u[m] / 2 ** int(lv), v[m] / 2 ** int(lv))
         return out
 
+    def sample_grid(self, u: np.ndarray, v: np.ndarray, level: int = 0) -> np.ndarray:
+        """Separable sampling: u [w] texel columns, v [h] texel rows -> [h, w, 3] (fast outer gather)."""
+        img = self.mips[level]
+        h, w = img.shape[:2]
+        f = 2.0 ** level
+        return img[_mirror(v / f, h)[:, None], _mirror(u / f, w)[None, :]]
+
+    def sample_rows(self, u: np.ndarray, v: np.ndarray, level: np.ndarray) -> np.ndarray:
+        """u [h, w], v [h] texel coords, level [h] mip per row (rows of one level are gathered together)."""
+        out = np.empty(u.shape + (3,), dtype=np.float32)
+        for lv in np.unique(level):
+            rows = np.nonzero(level == lv)[0]
+            img = self.mips[int(lv)]
+            h, w = img.shape[:2]
+            f = 2.0 ** int(lv)
+            out[rows] = img[_mirror(v[rows] / f, h)[:, None], _mirror(u[rows] / f, w)]
+        return out
+
     def resized(self, h: int, w: int) -> np.ndarray:
         """The whole texture stretched to [h, w] (bilinear)."""
         img = Image.fromarray((self.mips[0] * 255 + 0.5).astype(np.uint8))
@@ -54,7 +72,7 @@ class Texture:
 
 
 def _mirror(c: np.ndarray, n: int) -> np.ndarray:
-    c = np.floor(c).astype(np.int64) % (2 * n)
+    c = c.astype(np.int32) % (2 * n)  # coordinates are kept positive by the callers' offsets
     return np.where(c >= n, 2 * n - 1 - c, c)
 
 
