@@ -95,3 +95,19 @@ def test_annotations_cover_every_pixel_with_known_ids():
         assert lab.shape == (entry["size"][1], entry["size"][0])
         assert 255 not in lab, f"{entry['photo']}: unlabelled pixels"
         assert set(np.unique(lab).tolist()) <= KNOWN_IDS
+
+
+def test_starter_paintings_load_and_match_their_descriptions():
+    from spadekit.data.landscape_paintings import load_painting, painting_specs, render_painting
+
+    specs = painting_specs()
+    assert len(specs) == 8
+    for spec in specs:
+        lab = load_painting(spec["name"])
+        assert lab.shape == (256, 256) and lab.dtype == np.uint8
+        used = set(np.unique(lab).tolist())
+        assert used <= KNOWN_IDS and len(used) >= 3, (spec["name"], used)
+        # the committed PNG is what the description draws
+        assert np.array_equal(lab, render_painting(spec)), spec["name"]
+    with pytest.raises(Exception, match="no starter painting"):
+        load_painting("no-such-painting")
