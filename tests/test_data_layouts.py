@@ -467,3 +467,15 @@ def test_data_group_takes_make_landscapes_from_its_module(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "spadekit.data.landscapes", fake)
     assert main(["data", "make-landscapes"]) == 7
     capsys.readouterr()
+
+
+def test_folder_palette_must_agree_with_a_given_label_set(tmp_path, capsys):
+    root = write_folder(tmp_path / "d", splits=("",), colour=True)
+    with pytest.raises(SpadekitError, match="palette lists other classes.*channel 0: 'sky' \\(id 1\\)"):
+        build_dataset("folder", root, label_set="landscapes")
+    code, output = run_check(capsys, "--dataset", "folder", root, "--labels", "landscapes")
+    assert code == 1 and "palette.yaml" in output and "other classes" in output
+    # The same classes in other colours: the files are decoded with the data's own palette.
+    (tmp_path / "same.json").write_text(json.dumps([dict(p, color="#000001") if p["id"] == 1 else p for p in PALETTE]))
+    dataset = build_dataset("folder", root, label_set=str(tmp_path / "same.json"), transform=NO_AUGMENT)
+    assert dataset[0]["label"][0, 0, 0] == 0 and dataset.label_set.labels[0].color == (0, 0, 1)

@@ -171,7 +171,12 @@ def check_dataset(
         report.label_set = cls.resolve_label_set(root, label_set, contain_dontcare)
     except SpadekitError as error:
         report.problems.append(str(error))
-    colors = report.label_set if name == "folder" else None
+    colors = None
+    if report.label_set is not None:
+        try:
+            colors = cls.color_set(root, report.label_set)
+        except SpadekitError as error:
+            report.problems.append(str(error))
     splits = splits or cls.splits(root)
     if not splits:
         report.problems.append(f"{root}: no train or val split found; expected {cls.layout}")

@@ -326,10 +326,16 @@ class SegmentationDataset(torch.utils.data.Dataset):
             result = dataclasses.replace(result, contain_dontcare=bool(contain_dontcare))
         return result
 
-    @property
-    def colors(self) -> LabelSet | None:
+    @classmethod
+    def color_set(cls, root: Path, label_set: LabelSet | None) -> LabelSet | None:
         """The label set whose colours decode RGB label maps (None: only id maps accepted)."""
         return None
+
+    @property
+    def colors(self) -> LabelSet | None:
+        if not hasattr(self, "_colors"):
+            self._colors = self.color_set(self.root, self.label_set)
+        return self._colors
 
     # --- loading ------------------------------------------------------------------------------
     @property
@@ -646,20 +652,38 @@ class FolderDataset(SegmentationDataset):
 
     @classmethod
     def resolve_label_set(cls, root: Path, label_set, contain_dontcare: bool | None) -> LabelSet:
+        palette = cls.find_palette(root)
         if label_set is None:
-            palette = cls.find_palette(root)
             if palette is None:
                 raise SpadekitError(
                     f"{root}: no palette file ({' / '.join(PALETTE_NAMES)}) and no label set given; "
                     "write a palette (a list of {name, id, color: '#rrggbb'}) or pass --labels NAME "
                     "(one of the built-in label sets)"
                 )
-            label_set = palette
-        return super().resolve_label_set(root, label_set, contain_dontcare)
+            return super().resolve_label_set(root, palette, contain_dontcare)
+        result = super().resolve_label_set(root, label_set, contain_dontcare)
+        if palette is not None:
+            # The data is labelled with its palette's classes: another label set would silently
+            # give its pixels other meanings.
+            own = load_palette(palette)
+            if own.ids != result.ids or own.names != result.names:
+                raise SpadekitError(
+                    f"{palette}: the data's palette lists other classes than label set {result.name!r} "
+                    f"({_first_difference(own, result)}); use the palette (give no label set) or relabel the data"
+                )
+        return result
 
-    @property
-    def colors(self) -> LabelSet | None:
-        return self.label_set
+    @classmethod
+    def color_set(cls, root: Path, label_set: LabelSet | None) -> LabelSet | None:
+        palette = cls.find_palette(root)
+        return load_palette(palette) if palette is not None else label_set
+
+
+def _first_difference(a: LabelSet, b: LabelSet) -> str:
+    for channel, (x, y) in enumerate(zip(a.labels, b.labels)):
+        if (x.id, x.name) != (y.id, y.name):
+            return f"channel {channel}: {x.name!r} (id {x.id}) in the palette, {y.name!r} (id {y.id}) in {b.name!r}"
+    return f"{a.num_classes} classes in the palette, {b.num_classes} in {b.name!r}"
 
 
 DATASETS: dict[str, type[SegmentationDataset]] = {
