@@ -180,7 +180,7 @@ class Scene:
         rng, c = self.rng, self.c
         for i in range(count):
             far = i < count - 1 or count == 1 and rng.random() < 0.4
-            top = self.horizon - rng.uniform(0.1, 0.38 if not far else 0.3) * self.horizon
+            top = self.horizon - rng.uniform(0.15, 0.65 if not far else 0.4) * self.horizon
             cells = rng.uniform(1.0, 3.0)
             ridge = fbm1d(rng, self.w, cells=cells, octaves=6, ridged=rng.random() < 0.7)
             ridge = (ridge - ridge.min()) / max(ridge.max() - ridge.min(), 1e-6)
@@ -431,26 +431,25 @@ class Scene:
                 trunk = (np.abs(xx - bx) < max(0.6, tw * 0.06)) & (t > 0.88)
                 mask |= trunk
             else:
+                # deciduous: a crown of overlapping lumps with a ragged edge, on a trunk
                 cr = th * rng.uniform(0.3, 0.45)
-                res = self._blob(bx + rng.uniform(-0.1, 0.1) * cr, by - th + cr, cr * rng.uniform(0.9, 1.3), cr,
-                                 rough=rng.uniform(0.15, 0.35))
-                if res is None:
+                ccx, ccy = bx + rng.uniform(-0.1, 0.1) * cr, by - th + cr
+                x0, x1 = int(max(0, ccx - cr * 1.5)), int(min(self.w, ccx + cr * 1.5 + 1))
+                y0, y1 = int(max(0, by - th - cr * 0.3)), int(min(self.h, by + 1))
+                if x1 - x0 < 2 or y1 - y0 < 2:
                     continue
-                crown, cy0, cx0 = res
-                y0, x0 = min(cy0, int(by - th)), cx0
-                y0 = max(0, y0)
-                y1 = int(min(self.h, by + 1))
-                x1 = cx0 + crown.shape[1]
-                if y1 <= y0:
-                    continue
-                mask = np.zeros((y1 - y0, x1 - x0), dtype=bool)
-                ch = min(crown.shape[0], y1 - cy0)
-                if ch <= 0:
-                    continue
-                mask[cy0 - y0:cy0 - y0 + ch] |= crown[:ch]
-                xx = np.arange(x0, x1, dtype=np.float32)[None, :] + 0.5
                 yy = np.arange(y0, y1, dtype=np.float32)[:, None] + 0.5
-                mask |= (np.abs(xx - bx) < max(0.7, th * 0.04)) & (yy > by - th + cr)
+                xx = np.arange(x0, x1, dtype=np.float32)[None, :] + 0.5
+                rag = fbm(rng, y1 - y0, x1 - x0, cells=max(2.0, (x1 - x0) / (6 * self.px)), octaves=2)
+                field = np.full((y1 - y0, x1 - x0), -1.0, dtype=np.float32)
+                for _ in range(int(rng.integers(3, 7))):
+                    ang = rng.uniform(0, 2 * np.pi)
+                    dist = rng.uniform(0.0, 0.55) * cr
+                    lx, ly = ccx + np.cos(ang) * dist * 1.2, ccy + np.sin(ang) * dist * 0.8
+                    lr = cr * rng.uniform(0.45, 0.7)
+                    field = np.maximum(field, 1.0 - np.hypot((xx - lx) / lr, (yy - ly) / (lr * 0.9)))
+                mask = field + (rag - 0.5) * 0.35 > 0.0
+                mask |= (np.abs(xx - bx) < max(0.7, th * 0.04)) & (yy > ccy)
             if not mask.any():
                 continue
             # shading: a lit side and a dark underside, clumps of foliage from noise
