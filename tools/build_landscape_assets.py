@@ -72,7 +72,7 @@ EXTRA_BOXES: dict[str, list[tuple[str, tuple[float, float, float, float]]]] = {
 
 # Boxes left out of the textures: macro close-ups whose scale is wrong for landscapes.
 EXCLUDE = {("MB3", "grass"), ("LW6", "grass"), ("LW2", "tree"), ("TP10", "tree"), ("MB1", "grass"),
-           ("ET7", "snow(ice)"), ("ET8", "snow(ice)"), ("ET9", "snow(ice)")}
+           ("LW2", "sky"), ("TP10", "sky"), ("ET7", "snow(ice)"), ("ET8", "snow(ice)"), ("ET9", "snow(ice)")}
 
 # Photos kept whole (downscaled) for the hand-drawn dense annotations.
 ANNOTATED = ["LW3", "LW4", "LW5", "LW7", "MB1", "PW1", "PW2", "PW4", "PW5", "TP1", "TP3", "TP5", "TP6"]

@@ -7,6 +7,8 @@ Everything is drawn with one `numpy.random.Generator`, so a seed gives the same 
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from spadekit.data.labels import landscape_labels
@@ -14,6 +16,9 @@ from spadekit.data.landscape_noise import blur_mask, fbm, fbm1d, luminance, smoo
 from spadekit.data.landscape_textures import Texture, load_textures
 
 ID = {label.name: label.id for label in landscape_labels().labels}
+
+TRUNKS = ("PW2",)  # forest crops full of trunks: treelines and hills, not single crowns
+PEBBLES = ("TP2", "ET11", "ET12", "SI_gravel", "PW1")  # pebble / gravel crops: ground, not boulders
 
 SCENES = ("meadow", "beach", "lake", "river", "alpine", "desert", "winter", "rocky", "coast")
 SCENE_WEIGHTS = np.array([0.18, 0.13, 0.13, 0.11, 0.13, 0.08, 0.1, 0.06, 0.08])
@@ -51,8 +56,11 @@ class Scene:
         self.kind = SCENES[rng.choice(len(SCENES), p=SCENE_WEIGHTS / SCENE_WEIGHTS.sum())]
 
     # ------------------------------------------------------------------ helpers
-    def pick(self, material: str, fallback: str | None = None) -> Texture:
+    def pick(self, material: str, fallback: str | None = None, exclude: tuple[str, ...] = ()) -> Texture:
         options = self.tex.get(material) or self.tex.get(fallback or "", [])
+        if exclude:
+            kept = [t for t in options if not Path(t.name).stem.startswith(exclude)]
+            options = kept or options
         return options[int(self.rng.integers(len(options)))]
 
     def jitter(self, colour: np.ndarray, amount: float = 0.08) -> np.ndarray:
@@ -86,10 +94,14 @@ class Scene:
         rng = self.rng
         near_scale = (near_scale or rng.uniform(0.6, 1.3)) / self.px
         aniso = aniso or rng.uniform(0.8, 2.0)
-        u, v, level, _ = self.ground_uv(horizon, near_scale, aniso)
+        u, v, level, d = self.ground_uv(horizon, near_scale, aniso)
         if rng.random() < 0.5:
             u = u[:, ::-1]
-        return tex.sample_rows(u, v, level)
+        col = tex.sample_rows(u, v, level)
+        # the far field: detail fades into the material's colour with broad variation (no visible tiling)
+        far = np.exp(-d / (0.22 * self.h)) * 0.8
+        broad = tex.mean * (0.85 + 0.3 * fbm(rng, self.h, self.w, cells=3, octaves=2, aspect=4))[..., None]
+        return col * (1 - far[..., None]) + broad * far[..., None]
 
     def haze(self, colour: np.ndarray, horizon: float, strength: float) -> np.ndarray:
         """Atmospheric perspective: blend ground towards the horizon colour near the horizon."""
@@ -405,7 +417,7 @@ class Scene:
             return
         pick = rng.integers(len(ys), size=count)
         bases = sorted(zip(ys[pick].tolist(), xs[pick].tolist()))
-        tex = self.pick("tree")
+        tex = self.pick("tree", exclude=TRUNKS)
         fill = self.flat_fill(tex, rng.uniform(0.8, 1.8) / self.px) * rng.uniform(0.6, 0.95)
         green = np.array([0.22, 0.36, 0.14], np.float32) * rng.uniform(0.7, 1.3)
         fill = self.jitter(fill * 0.6 + green * luminance(fill)[..., None] / max(float(luminance(tex.mean[None])[0]), 0.05) * 0.4, 0.15)
@@ -476,8 +488,12 @@ class Scene:
         if len(ys) == 0:
             return
         pick = rng.integers(len(ys), size=count)
-        tex = self.pick("bush", "tree") if rng.random() < 0.6 else self.pick("tree")
-        fill = self.jitter(self.flat_fill(tex, rng.uniform(0.8, 1.5) / self.px), 0.15) * rng.uniform(0.6, 0.9)
+        tex = self.pick("bush", "tree") if rng.random() < 0.6 else self.pick("tree", exclude=TRUNKS)
+        fill = self.flat_fill(tex, rng.uniform(0.8, 1.5) / self.px) * rng.uniform(0.6, 0.9)
+        green = np.array([0.2, 0.32, 0.12], np.float32) * rng.uniform(0.7, 1.3)
+        rel = luminance(fill)[..., None] / max(float(luminance(tex.mean[None])[0]), 0.05)
+        fill = self.jitter(fill * 0.5 + green * rel * 0.5, 0.15)
+        fill = fill * (0.7 + 0.6 * fbm(rng, self.h, self.w, cells=self.w / (8 * self.px), octaves=2))[..., None]
         for by, bx in sorted(zip(ys[pick].tolist(), xs[pick].tolist())):
             d = (by - self.horizon) / max(self.h - self.horizon, 1)
             if d < 0.05:
@@ -498,8 +514,10 @@ class Scene:
         if len(ys) == 0:
             return
         pick = rng.integers(len(ys), size=count)
-        tex = self.pick("rock")
+        tex = self.pick("rock", exclude=PEBBLES)
         fill = self.jitter(self.flat_fill(tex, rng.uniform(0.5, 1.2) / self.px), 0.15)
+        grey = luminance(fill)[..., None]
+        fill = grey + (fill - grey) * 0.6  # boulders: less saturated than the close-up crops
         if self.kind == "desert":
             fill = fill * np.array([1.1, 0.9, 0.7], dtype=np.float32)
         lx = rng.choice([-1.0, 1.0])
@@ -515,7 +533,15 @@ class Scene:
             m, y0, x0 = res
             yy = np.arange(y0, y0 + m.shape[0], dtype=np.float32)[:, None]
             xx = np.arange(x0, x0 + m.shape[1], dtype=np.float32)[None, :]
-            local = 1.15 - 0.55 * np.clip((yy - (by - 1.4 * ry)) / (1.6 * ry), 0, 1) + 0.2 * lx * np.clip((xx - bx) / r, -1, 1)
+            local = 1.05 - 0.6 * np.clip((yy - (by - 1.4 * ry)) / (1.6 * ry), 0, 1) ** 0.8 + 0.2 * lx * np.clip((xx - bx) / r, -1, 1)
+            # contact shadow on the ground around the foot of the rock (image only)
+            sy0, sy1 = int(max(0, by - ry * 0.3)), int(min(self.h, by + ry * 0.25 + 1))
+            sx0, sx1 = int(max(0, bx - r * 1.3)), int(min(self.w, bx + r * 1.3 + 1))
+            if sy1 > sy0 and sx1 > sx0:
+                syy = np.arange(sy0, sy1, dtype=np.float32)[:, None]
+                sxx = np.arange(sx0, sx1, dtype=np.float32)[None, :]
+                sh = np.clip(1 - np.hypot((sxx - bx) / (r * 1.3), (syy - by) / (ry * 0.3 + 1)), 0, 1)
+                self.c.img[sy0:sy1, sx0:sx1] *= (1 - 0.45 * sh)[..., None]
             shade = np.ones((self.h, self.w), np.float32)
             shade[y0:y0 + m.shape[0], x0:x0 + m.shape[1]] = local
             self._paint_local(m, y0, x0, np.clip(fill * shade[..., None], 0, 1), "rock", feather=0.5 * self.px)
@@ -530,16 +556,17 @@ class Scene:
         # blossoms: a random dot pattern laid on the ground plane, so they shrink towards the horizon
         colours = [(0.95, 0.85, 0.15), (0.9, 0.2, 0.2), (0.7, 0.4, 0.85), (0.97, 0.97, 0.95), (0.95, 0.55, 0.1)]
         fc = np.array(colours[int(rng.integers(len(colours)))], dtype=np.float32)
-        dot_tex = (rng.random((96, 96)) < rng.uniform(0.12, 0.3)).astype(np.float32)
-        dot_tex = smooth(dot_tex, 1) * 2.5
+        dot_tex = (rng.random((96, 96)) < rng.uniform(0.05, 0.14)).astype(np.float32)
+        dot_tex = np.clip(smooth(dot_tex, 1) * 3.0, 0, 1) * rng.uniform(0.6, 0.9)
         u, v, level, d = self.ground_uv(self.horizon, rng.uniform(0.15, 0.35) / self.px, rng.uniform(1.0, 2.0))
         iu = u.astype(np.int64) % 96
         iv = (v.astype(np.int64) % 96)[:, None]
         far = np.clip(1.5 * self.px / np.maximum(d, 1.0), 0, 1)  # dots merge into a tint far away
-        amt = np.clip(dot_tex[iv, iu] * (1 - far) + dot_tex.mean() * far, 0, 1)[..., None]
-        col = base * (1 - amt) + fc * amt
+        amt = np.clip(dot_tex[iv, iu] * (1 - far) + dot_tex.mean() * 1.5 * far, 0, 1)[..., None]
+        shade = 0.75 + 0.5 * fbm(rng, self.h, self.w, cells=6, octaves=2)[..., None]
+        col = base * (1 - amt) + fc * shade * amt
         if "flower" in self.tex and rng.random() < 0.4:
-            col = col * 0.5 + self.ground_fill(self.pick("flower"), self.horizon) * 0.5
+            col = col * 0.4 + self.ground_fill(self.pick("flower"), self.horizon) * 0.6
         col = self.haze(col, self.horizon, 0.5)
         c.paint(hard, np.clip(col, 0, 1), "flower", feather=0.8 * self.px)
 
