@@ -566,7 +566,7 @@ class Scene:
         shade = 0.75 + 0.5 * fbm(rng, self.h, self.w, cells=6, octaves=2)[..., None]
         col = base * (1 - amt) + fc * shade * amt
         if "flower" in self.tex and rng.random() < 0.4:
-            col = col * 0.4 + self.ground_fill(self.pick("flower"), self.horizon) * 0.6
+            col = col * 0.4 + self.ground_fill(self.pick("flower", exclude=("LW6",)), self.horizon) * 0.6
         col = self.haze(col, self.horizon, 0.5)
         c.paint(hard, np.clip(col, 0, 1), "flower", feather=0.8 * self.px)
 
