@@ -71,7 +71,8 @@ def _real_pair(index: int) -> tuple[Image.Image, np.ndarray]:
 def real_sample(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
     """A random crop (random scale, aspect kept square), resized to size x size, maybe flipped."""
     entries = load_annotations()
-    photo, label = _real_pair(int(rng.integers(len(entries))))
+    index = int(rng.integers(len(entries)))
+    photo, label = _real_pair(index)
     w, h = photo.size
     side = int(min(w, h) * rng.uniform(0.55, 1.0))
     x0 = int(rng.integers(0, w - side + 1))
@@ -86,7 +87,7 @@ def real_sample(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.nda
     f = img_a.astype(np.float32) * rng.uniform(0.9, 1.1) * (1 + rng.uniform(-0.04, 0.04, size=3)).astype(np.float32)
     img_a = np.clip(f + 0.5, 0, 255).astype(np.uint8)
     if (lab_a == 255).any():
-        raise SpadekitError(f"annotations.json: {entries[0]['photo']}: polygons leave pixels unlabelled")
+        raise SpadekitError(f"annotations.json: {entries[index]['photo']}: polygons leave pixels unlabelled")
     return np.ascontiguousarray(img_a), np.ascontiguousarray(lab_a)
 
 
