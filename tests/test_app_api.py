@@ -11,11 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-pytest.importorskip("fastapi", reason="the app extra (fastapi) is required")
-from fastapi.testclient import TestClient  # noqa: E402
+from fastapi.testclient import TestClient
 
-from spadekit.app.server import InferencePool, Limits, create_app  # noqa: E402
-from spadekit.app.testing import serve_in_thread, tiny_landscape_pipeline  # noqa: E402
+from spadekit.app.server import InferencePool, Limits, create_app
+from spadekit.app.testing import serve_in_thread, tiny_landscape_pipeline
 
 SKY, GRASS, SNOW, SEA = 156, 123, 158, 154
 

@@ -92,7 +92,7 @@ class InferencePool:
             raise SpadekitError(f"the worker pool needs at least 1 worker and a queue of 0 or more, got {workers} and {queue}")
         self.workers = workers
         self.queue = queue
-        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="spadekit-infer")
+        self._executor: ThreadPoolExecutor | None = None  # made on first use, again after a shutdown (app restarts)
         self._lock = threading.Lock()
         self._pending = 0  # running + waiting
         self._running = 0
@@ -146,10 +146,18 @@ class InferencePool:
                 with self._lock:
                     self._pending -= 1
 
-        return self._executor.submit(run), cancelled
+        with self._lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="spadekit-infer")
+            executor = self._executor
+        return executor.submit(run), cancelled
 
     def shutdown(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        """Stop the threads (waiting jobs are cancelled); a later submit starts fresh ones."""
+        with self._lock:
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=False, cancel_futures=True)
 
 
 # ---- request decoding ---------------------------------------------------------------------------
