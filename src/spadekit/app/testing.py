@@ -52,3 +52,93 @@ def serve_in_thread(app, host: str = "127.0.0.1", port: int | None = None, timeo
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def scene_png(labels, size: tuple[int, int], name: str | None = None) -> bytes:
+    """A starter scene (the first that fits `labels`, or `name`) as a colour PNG, else a drawn two-label map of `size`."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from spadekit import SpadekitError
+    from spadekit.app.server import SCENES_DIR
+    from spadekit.inference import load_label_map
+
+    paths = sorted(SCENES_DIR.glob("*.png")) if SCENES_DIR.is_dir() else []
+    for path in paths:
+        if name in (None, path.stem):
+            try:
+                ids = load_label_map(path, labels)
+                break
+            except SpadekitError:  # a scene for other labels
+                continue
+    else:
+        h, w = size
+        ids = np.full((h, w), labels.ids[0], np.int64)
+        ids[h // 2:] = labels.ids[min(1, len(labels.ids) - 1)]
+    buffer = io.BytesIO()
+    Image.fromarray(labels.colorize(ids)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def run_load(url: str, label_png: bytes, clients: int, duration: float, timeout: float = 120.0) -> dict:
+    """`clients` threads POST /api/generate back to back (new seed each time) for `duration` seconds.
+
+    Returns request counts by status, latency percentiles of the successful ones (ms) and throughput.
+    Only for servers on this machine (loopback addresses).
+    """
+    import collections
+
+    import httpx
+    import numpy as np
+
+    host = httpx.URL(url).host
+    if host not in ("127.0.0.1", "localhost", "::1") and not host.startswith("127."):
+        raise ValueError(f"load tests only target this machine (loopback), not {host}")
+    latencies: list[float] = []
+    statuses: collections.Counter = collections.Counter()
+    errors: list[str] = []
+    lock = threading.Lock()
+    stop_at = time.monotonic() + duration
+
+    def client(index: int) -> None:
+        seed = index * 1_000_000
+        with httpx.Client(base_url=url, timeout=timeout) as session:
+            while time.monotonic() < stop_at:
+                seed += 1
+                start = time.perf_counter()
+                try:
+                    response = session.post("/api/generate", files={"label_map": ("map.png", label_png, "image/png")}, data={"seed": str(seed)})
+                except httpx.HTTPError as error:
+                    with lock:
+                        errors.append(f"{type(error).__name__}: {error}")
+                    continue
+                elapsed = (time.perf_counter() - start) * 1000
+                with lock:
+                    statuses[response.status_code] += 1
+                    if response.status_code == 200:
+                        latencies.append(elapsed)
+                if response.status_code == 503:
+                    time.sleep(min(float(response.headers.get("retry-after", "1")), max(0.0, stop_at - time.monotonic())))
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(duration + timeout + 10)
+    wall = time.monotonic() - started
+    values = np.array(latencies) if latencies else np.array([np.nan])
+    return {
+        "clients": clients,
+        "duration_s": round(wall, 2),
+        "requests": int(sum(statuses.values())),
+        "status": {str(k): v for k, v in sorted(statuses.items())},
+        "client_errors": len(errors),
+        "first_client_error": errors[0] if errors else None,
+        "throughput_rps": round(len(latencies) / wall, 3),
+        "p50_ms": round(float(np.percentile(values, 50)), 1),
+        "p95_ms": round(float(np.percentile(values, 95)), 1),
+        "max_ms": round(float(values.max()), 1),
+    }
