@@ -266,3 +266,40 @@ def test_serve_command_loads_models_and_refuses_bad_options(tmp_path, pipe, caps
     assert "--workers" in capsys.readouterr().err
     assert main(["serve", "--model", str(tmp_path / "missing")]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+def test_serve_command_starts_a_server(tmp_path):
+    import subprocess
+    import sys
+
+    from helpers import tiny_model_config
+    from spadekit.app.testing import free_port
+    from spadekit.models import SPADEModel
+
+    SPADEModel(tiny_model_config(norm="instance", use_instance=False, with_d=False)).save_pretrained(tmp_path / "m")
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "spadekit.cli", "serve", "--model", str(tmp_path / "m"), "--port", str(port),
+                               "--dtype", "float32", "--threads", "1"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            assert server.poll() is None, server.stdout.read()
+            try:
+                info = httpx.get(f"{url}/api/info", timeout=2).json()
+                break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline, "spadekit serve did not answer"
+                time.sleep(0.2)
+        assert info["label_set"] == "tiny" and info["random_model"] is False and (info["height"], info["width"]) == (64, 64)
+        ids = np.zeros((64, 64), np.int64)
+        ids[32:] = 1
+        assert httpx.post(f"{url}/api/generate", json={"labels": ids.tolist()}, timeout=30).headers["content-type"] == "image/png"
+        # a second server on the same port is refused with a clear message
+        taken = subprocess.run([sys.executable, "-m", "spadekit.cli", "serve", "--model", str(tmp_path / "m"), "--port", str(port)],
+                               capture_output=True, text=True, timeout=120)
+        assert taken.returncode == 2 and "cannot listen" in taken.stderr
+    finally:
+        server.terminate()
+        server.wait(20)
+    assert f"http://127.0.0.1:{port}/" in server.stdout.read()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ipaddress
+import socket
 
 
 def register(subparsers) -> None:
@@ -34,6 +35,20 @@ def load_pipeline(model: str, device: str = "cpu", dtype: str = "auto"):
     return Pipeline.from_pretrained(model, device=device, dtype=dtype), False
 
 
+def _check_port(host: str, port: int) -> int:
+    """The port to listen on (a free one for 0); a clear error when it is taken or the address is not ours."""
+    from spadekit import SpadekitError
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise SpadekitError(f"cannot listen on {host}:{port} ({error.strerror or error}); choose another --port or --host") from None
+        return probe.getsockname()[1]
+
+
 def run(args) -> int:
     from spadekit import SpadekitError
 
@@ -47,6 +62,7 @@ def run(args) -> int:
         raise SpadekitError(f"--workers must be at least 1 and --queue at least 0, got {args.workers} and {args.queue}")
     if not 0 <= args.port <= 65535:
         raise SpadekitError(f"--port {args.port}: choose a port in 0..65535")
+    port = _check_port(args.host, args.port)
     if args.threads:
         import torch
 
@@ -65,8 +81,8 @@ def run(args) -> int:
     if public:
         print(f"warning: listening on {args.host}: other machines can reach this server; it has no authentication.")
     shown = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
-    print(f"spadekit serve: open http://{shown}:{args.port}/ (API docs at /docs); Ctrl+C stops")
-    config = uvicorn.Config(app, host=args.host, port=args.port, log_level="info", access_log=False)
+    print(f"spadekit serve: open http://{shown}:{port}/ (API docs at /docs); Ctrl+C stops", flush=True)
+    config = uvicorn.Config(app, host=args.host, port=port, log_level="info", access_log=False)
     server = uvicorn.Server(config)
     try:
         server.run()
