@@ -530,7 +530,10 @@
     app.W = app.info.width; app.H = app.info.height;
     canvas.width = app.W; canvas.height = app.H;
     imageData = ctx.createImageData(app.W, app.H);
-    document.querySelectorAll(".frame").forEach((f) => f.style.setProperty("--aspect", `${app.W} / ${app.H}`));
+    document.querySelectorAll(".frame").forEach((f) => {
+      f.style.setProperty("--aspect", `${app.W} / ${app.H}`);
+      f.style.setProperty("--ar", String(app.W / app.H));
+    });
     $("#banner").hidden = !app.info.random_model;
     $("#model-chip").textContent = `${app.info.model || "model"} · ${app.info.label_set} · ${app.labels.length} labels · ${app.W}×${app.H}`;
     buildLabelUi();

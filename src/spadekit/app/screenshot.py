@@ -1,0 +1,68 @@
+"""Screenshot of the painting app for the docs, taken in Debian's headless Chromium.
+
+    .venv/bin/python -m spadekit.app.screenshot docs/images/app.png [--model default|PATH] [--scene mountains]
+
+Serves the model (the random one when the bundled default is absent) on a free loopback port,
+loads a starter scene, waits for the generated image and saves a palette-quantised PNG.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import time
+from pathlib import Path
+
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def take(out: Path, model: str = "default", scene: str = "mountains", width: int = 1360, height: int = 960,
+         chromium: str = "/usr/bin/chromium") -> Path:
+    from PIL import Image
+    from playwright.sync_api import sync_playwright
+
+    from spadekit.app.server import create_app
+    from spadekit.app.testing import serve_in_thread
+    from spadekit.commands.serve import load_pipeline
+
+    pipe, is_random = load_pipeline(model)
+    app = create_app(pipe, random_model=is_random, model_name="random (untrained)" if is_random else model)
+    with serve_in_thread(app) as url, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
+        page = browser.new_page(viewport={"width": width, "height": height})
+        page.set_default_timeout(120_000)
+        page.goto(url)
+        page.wait_for_function("document.body.dataset.ready === '1' && Number(document.querySelector('#result').dataset.generation) >= 1")
+        if page.locator(f".scene[data-scene='{scene}']").count():
+            generation = int(page.get_attribute("#result", "data-generation"))
+            page.click(f".scene[data-scene='{scene}']")
+            page.wait_for_function(f"Number(document.querySelector('#result').dataset.generation) > {generation}"
+                                   " && document.querySelector('#busy').hidden")
+        page.evaluate("window.scrollTo(0, 0)")
+        box = page.locator("#label-canvas").bounding_box()
+        page.mouse.move(box["x"] + box["width"] * 0.62, box["y"] + box["height"] * 0.78)
+        time.sleep(0.3)
+        png = page.screenshot(full_page=False)
+        browser.close()
+    image = Image.open(io.BytesIO(png)).convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    image.save(tmp, format="PNG", optimize=True)
+    os.replace(tmp, out)
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="screenshot of the painting app")
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--model", default="default")
+    parser.add_argument("--scene", default="mountains")
+    args = parser.parse_args()
+    path = take(args.out, args.model, args.scene)
+    print(f"wrote {path} ({path.stat().st_size // 1024} KiB)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
