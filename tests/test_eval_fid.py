@@ -39,17 +39,26 @@ def test_frechet_distance_diagonal_closed_form():
 def test_frechet_distance_matches_eigenvalue_computation():
     # tr sqrt(S1 S2) = sum of sqrt of the eigenvalues of S1 S2 (real, >= 0: S1 S2 is similar to a PSD matrix).
     a, b = _features(seed=4), _features(seed=5, shift=0.3) * 1.5
+    expected = _fid_by_eigenvalues(a, b)
+    assert frechet_distance(*feature_statistics(a), *feature_statistics(b)) == pytest.approx(expected, rel=1e-8)
+    assert fid_from_features(a, b) == pytest.approx(expected, rel=1e-8)
+
+
+def _fid_by_eigenvalues(a, b):
     mu1, s1 = a.mean(0), np.cov(a, rowvar=False)
     mu2, s2 = b.mean(0), np.cov(b, rowvar=False)
     eig = np.linalg.eigvals(s1 @ s2)
-    expected = np.sum((mu1 - mu2) ** 2) + np.trace(s1) + np.trace(s2) - 2 * np.sum(np.sqrt(np.clip(eig.real, 0, None)))
-    assert frechet_distance(*feature_statistics(a), *feature_statistics(b)) == pytest.approx(expected, rel=1e-8)
+    return np.sum((mu1 - mu2) ** 2) + np.trace(s1) + np.trace(s2) - 2 * np.sum(np.sqrt(np.clip(eig.real, 0, None)))
 
 
-def test_frechet_distance_with_fewer_samples_than_dimensions_is_finite():
-    a, b = _features(n=10, d=32, seed=6), _features(n=10, d=32, seed=7)
-    value = fid_from_features(a, b)
-    assert np.isfinite(value) and value > 0
+def test_fid_with_fewer_samples_than_dimensions_is_exact():
+    # Rank-deficient covariances take the singular-value route; it must agree with eigenvalues.
+    a, b = _features(n=10, d=32, seed=6), _features(n=14, d=32, seed=7, shift=0.2)
+    assert fid_from_features(a, b) == pytest.approx(_fid_by_eigenvalues(a, b), rel=1e-6)
+    assert abs(fid_from_features(a, a)) < 1e-9
+    # frechet_distance on the same statistics (eps-regularised sqrtm) is finite and close.
+    value = frechet_distance(*feature_statistics(a), *feature_statistics(b))
+    assert np.isfinite(value) and value == pytest.approx(_fid_by_eigenvalues(a, b), rel=1e-3)
 
 
 def test_statistics_errors_are_clear():

@@ -148,7 +148,28 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, eps: float = 1e-6) -> float:
 
 
 def fid_from_features(features1: np.ndarray, features2: np.ndarray) -> float:
-    return frechet_distance(*feature_statistics(features1), *feature_statistics(features2))
+    """FID between two feature sets [N1,D], [N2,D].
+
+    With at least D + 1 images per set this is `frechet_distance` of their statistics (scipy
+    sqrtm, as pytorch-fid). With fewer, both covariances are rank-deficient: sqrtm is then slow
+    (~20 s for D = 2048) and inaccurate, so the trace term is computed exactly from the features:
+    with S1 = A^T A, S2 = B^T B (A, B centred / sqrt(N - 1)), tr sqrt(S1 S2) is the sum of the
+    singular values of A B^T.
+    """
+    x, y = np.asarray(features1, np.float64), np.asarray(features2, np.float64)
+    for features in (x, y):
+        if features.ndim != 2 or features.shape[0] < 2:
+            raise SpadekitError(f"FID needs at least 2 feature vectors per set, got an array of shape {features.shape}")
+    if x.shape[1] != y.shape[1]:
+        raise SpadekitError(f"feature sets differ in dimension: {x.shape[1]} vs {y.shape[1]}")
+    if min(len(x), len(y)) > x.shape[1]:
+        return frechet_distance(*feature_statistics(x), *feature_statistics(y))
+    mu1, mu2 = x.mean(0), y.mean(0)
+    a = (x - mu1) / np.sqrt(len(x) - 1)
+    b = (y - mu2) / np.sqrt(len(y) - 1)
+    trace_sqrt = np.linalg.svd(a @ b.T, compute_uv=False).sum()
+    diff = mu1 - mu2
+    return float(diff @ diff + (a * a).sum() + (b * b).sum() - 2 * trace_sqrt)
 
 
 def kernel_inception_distance(
@@ -176,13 +197,46 @@ def kernel_inception_distance(
 # ---- reference statistics, cached ------------------------------------------------------------------
 
 
-def reference_key(paths: Iterable[str | Path], size: tuple[int, int] | None, resize: str) -> str:
-    """Hash of the sorted file list with each file's byte size, the resolution and the resize mode."""
+def reference_key(paths: Iterable[str | Path], size: tuple[int, int] | None, resize: str, extra: str = "") -> str:
+    """Hash of the sorted file list with each file's byte size, the resolution, the resize mode and
+    `extra` (anything else that changes the images, e.g. the dataset transform)."""
     digest = hashlib.sha256()
     for path in sorted(str(Path(p).resolve()) for p in paths):
         digest.update(f"{path}\0{os.path.getsize(path)}\n".encode())
-    digest.update(f"size={size} resize={resize}".encode())
+    digest.update(f"size={size} resize={resize} extra={extra}".encode())
     return digest.hexdigest()[:24]
+
+
+def _reference_cache_dir(cache_dir: str | Path | None) -> Path:
+    if cache_dir is None:
+        from spadekit.weights import cache_dir as default_cache
+
+        return default_cache() / "fid_refs"
+    return Path(cache_dir)
+
+
+def load_cached_features(key: str, cache_dir: str | Path | None = None) -> np.ndarray | None:
+    """Features [N,2048] stored under `key`, or None (absent or unreadable: compute again)."""
+    path = _reference_cache_dir(cache_dir) / f"{key}.npz"
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return data["features"]
+    except Exception:
+        return None
+
+
+def save_cached_features(key: str, features: np.ndarray, cache_dir: str | Path | None = None) -> Path:
+    """Store features with their mean and covariance in `<cache>/<key>.npz` (written atomically)."""
+    folder = _reference_cache_dir(cache_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{key}.npz"
+    mu, sigma = feature_statistics(features)
+    tmp = path.with_name(path.stem + f".tmp{os.getpid()}.npz")
+    np.savez(tmp, features=np.asarray(features, np.float32), mu=mu, sigma=sigma)
+    os.replace(tmp, path)
+    return path
 
 
 def load_reference_image(path: str | Path, size: tuple[int, int] | None = None) -> np.ndarray:
@@ -204,33 +258,20 @@ def reference_features(
     cache_dir: str | Path | None = None,
     progress: bool = True,
 ) -> np.ndarray:
-    """Inception features [N,2048] of real images, cached in `<cache>/fid_refs/<key>.npz`.
+    """Inception features [N,2048] of real image files, cached in `<cache>/fid_refs/<key>.npz`.
 
     The key (`reference_key`) changes whenever a file is added, removed or changes size, or the
     resolution / resize mode differs. The .npz holds `features`, `mu` and `sigma`.
     """
     if not paths:
         raise SpadekitError("no reference images to compute FID statistics from")
-    if cache_dir is None:
-        from spadekit.weights import cache_dir as default_cache
-
-        cache_dir = default_cache() / "fid_refs"
-    cache_dir = Path(cache_dir)
-    path = cache_dir / f"{reference_key(paths, size, extractor.resize)}.npz"
-    if path.is_file():
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                return data["features"]
-        except Exception:  # a damaged cache file: compute again
-            pass
-    images = (load_reference_image(p, size) for p in paths)
-    features = _features_in_chunks(images, len(paths), extractor, progress)
-    mu, sigma = feature_statistics(features)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + f".tmp{os.getpid()}.npz")
-    np.savez(tmp, features=features.astype(np.float32), mu=mu, sigma=sigma)
-    os.replace(tmp, path)
-    return features.astype(np.float32)
+    key = reference_key(paths, size, extractor.resize)
+    features = load_cached_features(key, cache_dir)
+    if features is None:
+        images = (load_reference_image(p, size) for p in paths)
+        features = _features_in_chunks(images, len(paths), extractor, progress).astype(np.float32)
+        save_cached_features(key, features, cache_dir)
+    return features
 
 
 def _features_in_chunks(images: Iterable[np.ndarray], total: int, extractor: InceptionFeatures, progress: bool) -> np.ndarray:
