@@ -125,6 +125,8 @@ def _bad_requests(pipe):
     off_palette = pipe.labels.colorize(ids)
     off_palette[5, 5] = (1, 2, 3)
     png = _colour_png(pipe, ids)
+    jpeg = io.BytesIO()
+    Image.fromarray(pipe.labels.colorize(ids)).save(jpeg, format="JPEG")
     big = np.random.default_rng(0).integers(0, 255, (300, 300, 3), dtype=np.uint8)  # noise: a PNG over 200 kB
     return {
         "body over the byte limit": (dict(files={"label_map": ("m.png", _png(big), "image/png")}), 413, "upload limit"),
@@ -134,6 +136,7 @@ def _bad_requests(pipe):
         "unknown ids in a PNG": (dict(files={"label_map": ("m.png", _png(unknown, "L"), "image/png")}), 422, "[42]"),
         "colours off the palette": (dict(files={"label_map": ("m.png", _png(off_palette), "image/png")}), 422, "#010203"),
         "not an image": (dict(files={"label_map": ("m.png", b"GIF89a but not really", "image/png")}), 422, "not an image"),
+        "JPEG label map": (dict(files={"label_map": ("m.jpg", jpeg.getvalue(), "image/jpeg")}), 422, "lossy"),
         "truncated PNG": (dict(files={"label_map": ("m.png", png[: len(png) // 2], "image/png")}), 422, "truncated"),
         "empty upload": (dict(files={"label_map": ("m.png", b"", "image/png")}), 422, "empty"),
         "style image not an image": (dict(files={"label_map": ("m.png", png, "image/png"), "style_image": ("s.jpg", b"nope", "image/jpeg")}), 422, "style_image"),

@@ -178,6 +178,8 @@ def _open_limited(data: bytes, what: str, limits: Limits, formats: tuple[str, ..
     except APIError:
         raise
     except UnidentifiedImageError:
+        if data[:3] == b"\xff\xd8\xff" and "JPEG" not in formats:
+            raise APIError(422, f"{what}: JPEG is lossy, so its colours are not exact label colours; send a PNG") from None
         raise APIError(422, f"{what}: the upload is not an image in an accepted format ({', '.join(formats)}); send a PNG") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise APIError(413, f"{what}: the image is too large to decode (over {limits.max_pixels} pixels)") from None
