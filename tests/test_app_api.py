@@ -306,3 +306,26 @@ def test_serve_command_starts_a_server(tmp_path):
         server.terminate()
         server.wait(20)
     assert f"http://127.0.0.1:{port}/" in server.stdout.read()
+
+
+def test_a_model_without_style_input_says_so():
+    import torch
+
+    from helpers import tiny_model_config
+    from spadekit.inference import Pipeline
+    from spadekit.models import SPADEModel
+
+    torch.manual_seed(0)
+    plain = Pipeline(SPADEModel(tiny_model_config(norm="instance", use_instance=False, with_d=False, use_vae=False)))
+    with TestClient(create_app(plain, scenes_dir=None)) as client:
+        info = client.get("/api/info").json()
+        assert info["multimodal"] is False and info["style_image"] is False
+        assert client.get("/api/scenes").json() == {"scenes": []}
+        ids = np.zeros((64, 64), np.int64)
+        ids[:, 32:] = 2
+        a = _image(client.post("/api/generate", json={"labels": ids.tolist(), "seed": 1}))
+        b = _image(client.post("/api/generate", json={"labels": ids.tolist(), "seed": 2}))
+        assert np.array_equal(a, b), "without a latent the seed changes nothing"
+        styled = client.post("/api/generate", files={"label_map": ("m.png", _png(ids, "L"), "image/png"),
+                                                    "style_image": ("s.png", _png(np.zeros((8, 8, 3))), "image/png")})
+        assert styled.status_code == 422 and "no image encoder" in styled.json()["detail"]

@@ -117,6 +117,10 @@ class InferencePool:
             ahead = max(1, self._pending - self.workers + 1)
             return max(1, math.ceil(self._mean_seconds * ahead / self.workers))
 
+    def full(self) -> bool:
+        with self._lock:
+            return self._pending >= self.capacity
+
     def try_submit(self, job: Callable[[threading.Event], Any]) -> tuple[Future, threading.Event] | None:
         with self._lock:
             if self._pending >= self.capacity:
@@ -511,6 +515,7 @@ def create_app(
     limits = limits or Limits()
     pool = InferencePool(max_workers, max_queue)
     scenes = SceneLibrary(SCENES_DIR if scenes_dir == "package" else (Path(scenes_dir) if scenes_dir else None), pipeline, limits)
+    decode_slots = threading.BoundedSemaphore(max(2, max_workers))  # bounds decoding memory under a flood
     info = dict(pipeline.info())
     info.update(random_model=bool(random_model), model=model_name, limits=limits.describe(), version=__version__,
                 workers=max_workers, queue=max_queue)
@@ -553,12 +558,15 @@ def create_app(
             raise APIError(400, "the client went away while sending the body") from None
         return b"".join(chunks)
 
+    def busy() -> APIError:
+        wait = pool.retry_after()
+        return APIError(503, f"the server is busy: {pool.workers} worker(s) running and {pool.queue} request(s) waiting; retry in {wait} s",
+                        headers={"Retry-After": str(wait)})
+
     async def run_job(request: Request, job: Callable[[threading.Event], Any]):
         submitted = pool.try_submit(job)
         if submitted is None:
-            wait = pool.retry_after()
-            raise APIError(503, f"the server is busy: {pool.workers} worker(s) running and {pool.queue} request(s) waiting; retry in {wait} s",
-                           headers={"Retry-After": str(wait)})
+            raise busy()
         future, cancelled = submitted
         waiting = asyncio.wrap_future(future)
         while True:
@@ -623,7 +631,14 @@ def create_app(
         parsed = parse_generate(body, request.headers.get("content-type", ""), limits)
         pairs = _replacements(parsed.replace or [], pipeline.labels)
 
+        if pool.full():
+            raise busy()  # before spending time on decoding
+
         def decode():
+            with decode_slots:
+                return _decode(parsed)
+
+        def _decode(parsed):
             ids = parsed.ids
             if ids is None:
                 ids = _decode_label_map(pipeline, parsed.label_png, limits)
