@@ -615,7 +615,8 @@ def create_app(
             raise APIError(422, "label_map: missing; upload the label map as a PNG file in the 'label_map' field")
 
         def work():
-            ids = _decode_label_map(pipeline, fields["label_map"][0][1], limits)
+            with decode_slots:
+                ids = _decode_label_map(pipeline, fields["label_map"][0][1], limits)
             return _png_bytes(Image.fromarray(pipeline.labels.colorize(ids))), ids.shape
 
         png, shape = await asyncio.to_thread(work)
