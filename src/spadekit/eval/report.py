@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from spadekit import SpadekitError
 from spadekit.eval.fid import (
@@ -82,7 +83,7 @@ def evaluate(
     reference_cache: str | Path | None | bool = None,
     samples: int = 4,
     progress: bool = True,
-) -> tuple[dict, "Image | None"]:  # noqa: F821
+) -> tuple[dict, Image.Image | None]:
     """Evaluate `pipe` (a spadekit.inference.Pipeline) on `dataset` (a SegmentationDataset).
 
     segmenter: anything with predict(images) (see spadekit.eval.segmentation); None skips mIoU.
@@ -180,8 +181,6 @@ def evaluate(
         # Sample sheet: label colours | real | generated.
         for i in range(count):
             if index + i < samples:
-                from PIL import Image
-
                 ids = labels.to_ids(label[i, 0].numpy())
                 row = [Image.fromarray(labels.colorize(ids)), Image.fromarray(_as_hwc_list(real_u8[i : i + 1])[0])]
                 row += [Image.fromarray(a) for a in _as_hwc_list(per_map_fakes[i])]
