@@ -1,0 +1,320 @@
+"""Training configuration: one dataclass per section, loaded from YAML with dotted overrides.
+
+    spadekit train --config configs/landscapes.yaml train.batch_size=2 log.sample_every=100 --out runs/x
+
+A YAML file has up to four sections (data, model, train, log); every key must be a field of the
+section's dataclass, so a typo is an error that names the key. The fully resolved config is saved
+as RUN_DIR/config.yaml and inside every checkpoint.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from spadekit import SpadekitError
+
+
+@dataclass
+class DataConfig:
+    """Where the training pairs come from and how they are resized, cropped and flipped.
+
+    dataset: a layout known to `spadekit.data.datasets.build_dataset` ("folder" = ROOT/images +
+        ROOT/labels (+ ROOT/instances) + ROOT/palette.yaml; "ade20k", "coco-stuff", "cityscapes", ...).
+    root: the dataset folder.
+    labels: label set name ("landscapes", "coco-stuff", ...); None = the dataset's own (palette.yaml).
+    use_instance: add the instance-edge channel; None = the dataset's preset (COCO-Stuff and
+        Cityscapes on, ADE20K off, folders when ROOT/instances exists).
+    preprocess / load_size / crop_size / aspect_ratio / flip: see `spadekit.data.transforms`.
+    num_workers: DataLoader worker processes (0 = load in the training process).
+    limit: use only the first N pairs (None = all); for smoke runs.
+    """
+
+    dataset: str = "folder"
+    root: str = "data/landscapes"
+    split: str = "train"
+    labels: str | None = None
+    use_instance: bool | None = None
+    preprocess: str = "resize_and_crop"
+    load_size: int = 286
+    crop_size: int = 256
+    aspect_ratio: float = 1.0
+    flip: bool = True
+    num_workers: int = 2
+    limit: int | None = None
+
+
+@dataclass
+class ModelConfig:
+    """The networks to train (turned into a `spadekit.config.SPADEModelConfig`).
+
+    ngf / spade_hidden / norm / num_upsampling_layers / use_vae / z_dim: the generator.
+    encoder_ndf / encoder_layers: the image encoder (only with use_vae); encoder_layers None = as many
+        stride-2 convs as leave a 4x4 grid, at most 6 (the paper's encoder at 256x256).
+    d_ndf / d_num_scales / d_num_layers / d_norm: the multi-scale discriminator.
+    crop size and aspect ratio come from the data section.
+    """
+
+    ngf: int = 64
+    spade_hidden: int = 128
+    norm: str = "syncbatch"
+    num_upsampling_layers: str = "normal"
+    use_vae: bool = False
+    z_dim: int = 256
+    encoder_ndf: int = 64
+    encoder_layers: int | None = None
+    d_ndf: int = 64
+    d_num_scales: int = 2
+    d_num_layers: int = 4
+    d_norm: str = "instance"
+    spectral_norm: bool = True
+
+
+@dataclass
+class OptimConfig:
+    """Losses, optimisers, schedule, precision, EMA and reproducibility.
+
+    gan_mode: hinge | ls | original. lambda_*: loss weights (0 turns a loss off).
+    perceptual_arch: vgg16 (cached ImageNet weights, `python -m spadekit.weights --prepare`) or vgg19
+        (give `perceptual_weights`, the torchvision file). perceptual_size: compute the perceptual
+        loss on images resized to this side (None = full size; smaller is much faster on a CPU).
+    ttur: G 1e-4 / D 4e-4 with betas (0, 0.9); off: 2e-4 both with betas (0.5, 0.999).
+        lr_g / lr_d / beta1 / beta2 override these when set.
+    steps or epochs: training length (one step = one global batch; steps wins when both are set).
+    decay_start: fraction of training after which the learning rate decays linearly to 0 (1 = never).
+    d_steps_per_g: D is updated every step, G every d_steps_per_g steps.
+    batch_size: the global batch (split across processes); grad_accum: micro-batches per step
+        (batch_size must be divisible by world_size * grad_accum).
+    precision: fp32 | bf16 (autocast, CPU and CUDA) | fp16 (CUDA only, with a grad scaler).
+    ema_decay: EMA of the generator (and encoder) weights; None = off (samples and export then use
+        the trained weights). ema_start: steps before which the EMA just copies the weights.
+    seed; deterministic: torch.use_deterministic_algorithms (exactly repeatable runs, slower on GPU).
+    device: auto | cpu | cuda. num_threads: torch CPU threads per process (None = torch's choice).
+    """
+
+    gan_mode: str = "hinge"
+    lambda_feat: float = 10.0
+    lambda_vgg: float = 10.0
+    lambda_kld: float = 0.05
+    perceptual_arch: str = "vgg16"
+    perceptual_weights: str | None = None
+    perceptual_size: int | None = None
+    ttur: bool = True
+    lr_g: float | None = None
+    lr_d: float | None = None
+    beta1: float | None = None
+    beta2: float | None = None
+    steps: int | None = None
+    epochs: int | None = None
+    decay_start: float = 0.5
+    d_steps_per_g: int = 1
+    batch_size: int = 1
+    grad_accum: int = 1
+    precision: str = "fp32"
+    ema_decay: float | None = 0.999
+    ema_start: int = 0
+    seed: int = 0
+    deterministic: bool = False
+    device: str = "auto"
+    num_threads: int | None = None
+
+    @property
+    def learning_rates(self) -> tuple[float, float]:
+        default = (1e-4, 4e-4) if self.ttur else (2e-4, 2e-4)
+        return (self.lr_g if self.lr_g is not None else default[0], self.lr_d if self.lr_d is not None else default[1])
+
+    @property
+    def betas(self) -> tuple[float, float]:
+        default = (0.0, 0.9) if self.ttur else (0.5, 0.999)
+        return (self.beta1 if self.beta1 is not None else default[0], self.beta2 if self.beta2 is not None else default[1])
+
+
+@dataclass
+class LogConfig:
+    """What is written to the run folder, and how often.
+
+    log_every: steps between metrics.jsonl lines (and progress-bar updates of the losses).
+    sample_every: steps between sample grids (samples/step_XXXXXX.png, EMA generator, fixed batch).
+    num_samples: pairs in the fixed sample batch.
+    checkpoint_every: steps between checkpoints (None = only by time);
+    checkpoint_seconds: also checkpoint when this much wall time passed since the last one (None = off).
+    keep_last: checkpoints kept (older ones are deleted once a newer one is safely written).
+    tensorboard: write TensorBoard scalars and images when the package is installed.
+    """
+
+    log_every: int = 50
+    sample_every: int = 1000
+    num_samples: int = 8
+    checkpoint_every: int | None = 5000
+    checkpoint_seconds: float | None = 300.0
+    keep_last: int = 3
+    tensorboard: bool = True
+
+
+@dataclass
+class TrainConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: OptimConfig = field(default_factory=OptimConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict | None, source: str = "config") -> "TrainConfig":
+        data = data or {}
+        if not isinstance(data, dict):
+            raise SpadekitError(f"{source}: a training config is a mapping with sections {', '.join(SECTIONS)}")
+        unknown = sorted(set(data) - set(SECTIONS))
+        if unknown:
+            raise SpadekitError(f"{source}: unknown section(s) {unknown}; known sections: {', '.join(SECTIONS)}")
+        sections = {}
+        for name, section_cls in SECTIONS.items():
+            values = data.get(name) or {}
+            if not isinstance(values, dict):
+                raise SpadekitError(f"{source}: section {name!r} must be a mapping of options, got {values!r}")
+            sections[name] = _build_section(section_cls, values, name, source)
+        config = cls(**sections)
+        validate(config, source)
+        return config
+
+
+SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": OptimConfig, "log": LogConfig}
+GAN_MODES = ("hinge", "ls", "original")
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+
+def _field_types(cls) -> dict[str, Any]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def _coerce(value: Any, kind: Any, where: str) -> Any:
+    """Check / convert one value to a field type (int, float, bool, str, or X | None)."""
+    args = typing.get_args(kind)
+    if typing.get_origin(kind) in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        (kind,) = [a for a in args if a is not type(None)]
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+    elif kind is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+    elif kind is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif kind is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+    expected = getattr(kind, "__name__", str(kind)) + (" or null" if type(None) in args else "")
+    raise SpadekitError(f"{where}: expected {expected}, got {value!r}")
+
+
+def _build_section(cls, values: dict, name: str, source: str):
+    types_ = _field_types(cls)
+    unknown = sorted(set(values) - set(types_))
+    if unknown:
+        raise SpadekitError(
+            f"{source}: unknown option(s) {', '.join(f'{name}.{k}' for k in unknown)}; "
+            f"options of {name!r}: {', '.join(types_)}"
+        )
+    return cls(**{k: _coerce(v, types_[k], f"{source}: {name}.{k}") for k, v in values.items()})
+
+
+def validate(config: TrainConfig, source: str = "config") -> None:
+    """Value checks that do not need the data or the model."""
+    t, log = config.train, config.log
+
+    def fail(key: str, message: str):
+        raise SpadekitError(f"{source}: {key} {message}")
+
+    if t.gan_mode not in GAN_MODES:
+        fail("train.gan_mode", f"must be one of {', '.join(GAN_MODES)}, got {t.gan_mode!r}")
+    if t.precision not in PRECISIONS:
+        fail("train.precision", f"must be one of {', '.join(PRECISIONS)}, got {t.precision!r}")
+    if t.device not in ("auto", "cpu", "cuda"):
+        fail("train.device", f"must be auto, cpu or cuda, got {t.device!r}")
+    if t.perceptual_arch not in ("vgg16", "vgg19"):
+        fail("train.perceptual_arch", f"must be vgg16 or vgg19, got {t.perceptual_arch!r}")
+    if t.steps is None and t.epochs is None:
+        fail("train.steps", "or train.epochs must be set (how long to train)")
+    for key in ("steps", "epochs", "batch_size", "grad_accum", "d_steps_per_g", "perceptual_size", "num_threads"):
+        value = getattr(t, key)
+        if value is not None and value < 1:
+            fail(f"train.{key}", f"must be a positive integer, got {value}")
+    if not 0.0 <= t.decay_start <= 1.0:
+        fail("train.decay_start", f"is a fraction of training in [0, 1], got {t.decay_start}")
+    if t.ema_decay is not None and not 0.0 <= t.ema_decay < 1.0:
+        fail("train.ema_decay", f"must lie in [0, 1) (or null = no EMA), got {t.ema_decay}")
+    if t.batch_size % t.grad_accum:
+        fail("train.batch_size", f"({t.batch_size}) must be divisible by train.grad_accum ({t.grad_accum})")
+    for key in ("lambda_feat", "lambda_vgg", "lambda_kld"):
+        if getattr(t, key) < 0 or not math.isfinite(getattr(t, key)):
+            fail(f"train.{key}", f"must be a finite number >= 0, got {getattr(t, key)}")
+    for key in ("log_every", "sample_every", "num_samples", "keep_last"):
+        if getattr(log, key) < 1:
+            fail(f"log.{key}", f"must be a positive integer, got {getattr(log, key)}")
+    if log.checkpoint_every is not None and log.checkpoint_every < 1:
+        fail("log.checkpoint_every", f"must be a positive integer or null, got {log.checkpoint_every}")
+    if log.checkpoint_seconds is not None and log.checkpoint_seconds <= 0:
+        fail("log.checkpoint_seconds", f"must be positive or null, got {log.checkpoint_seconds}")
+    if config.model.use_vae and config.model.z_dim < 1:
+        fail("model.z_dim", f"must be a positive integer, got {config.model.z_dim}")
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """'train.batch_size=2' -> (['train', 'batch_size'], 2); the value is read as YAML (null, true, 1e-4, ...)."""
+    if "=" not in text:
+        raise SpadekitError(f"override {text!r} is not of the form section.key=value (e.g. train.batch_size=2)")
+    key, raw = text.split("=", 1)
+    path = key.strip().split(".")
+    if len(path) != 2 or not all(path):
+        raise SpadekitError(f"override {text!r}: the key must be section.key with a section of {', '.join(SECTIONS)}")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    return path, value
+
+
+def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:
+    """Read a YAML config (None = defaults) and apply `section.key=value` overrides."""
+    data: dict = {}
+    source = "config"
+    if path is not None:
+        path = Path(path)
+        source = str(path)
+        if not path.is_file():
+            raise SpadekitError(f"config file {path} does not exist (presets live in configs/*.yaml)")
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+            raise SpadekitError(f"{path}: cannot read YAML: {error}") from None
+        if not isinstance(data, dict):
+            raise SpadekitError(f"{path}: a training config is a mapping with sections {', '.join(SECTIONS)}")
+    for text in overrides:
+        (section, key), value = parse_override(text)
+        if section not in SECTIONS:
+            raise SpadekitError(f"override {text!r}: unknown section {section!r}; known: {', '.join(SECTIONS)}")
+        data.setdefault(section, {})
+        if data[section] is None:
+            data[section] = {}
+        data[section][key] = value
+    return TrainConfig.from_dict(data, source)
+
+
+def save_config(config: TrainConfig, path: str | Path) -> None:
+    from spadekit.train.checkpoint import atomic_write_text
+
+    atomic_write_text(Path(path), yaml.safe_dump(config.to_dict(), sort_keys=False))
