@@ -85,7 +85,7 @@ class OptimConfig:
         (give `perceptual_weights`, the torchvision file). perceptual_size: compute the perceptual
         loss on images resized to this side (None = full size; smaller is much faster on a CPU).
     ttur: G 1e-4 / D 4e-4 with betas (0, 0.9); off: 2e-4 both with betas (0.5, 0.999).
-        lr_g / lr_d / beta1 / beta2 override these when set.
+        lr_g / lr_d / beta1 / beta2 override these when set; adam_eps: Adam's epsilon.
     steps or epochs: training length (one step = one global batch; steps wins when both are set).
     decay_start: fraction of training after which the learning rate decays linearly to 0 (1 = never).
     d_steps_per_g: D is updated every step, G every d_steps_per_g steps.
@@ -110,6 +110,7 @@ class OptimConfig:
     lr_d: float | None = None
     beta1: float | None = None
     beta2: float | None = None
+    adam_eps: float = 1e-8
     steps: int | None = None
     epochs: int | None = None
     decay_start: float = 0.5

@@ -6,6 +6,7 @@ is initialised. gloo on CPU, NCCL on CUDA. Only rank 0 logs and saves.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -77,9 +78,52 @@ def broadcast_flag(flag: bool, info: DistInfo) -> bool:
 
 
 def maybe_sync_batchnorm(module: nn.Module, info: DistInfo) -> nn.Module:
-    """BatchNorm -> SyncBatchNorm, only when training in more than one process."""
-    if info.enabled and any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules()):
+    """BatchNorm -> synchronised BatchNorm, only when training in more than one process.
+
+    CUDA: torch's SyncBatchNorm. CPU (gloo): torch's SyncBatchNorm refuses CPU tensors, so
+    GlooSyncBatchNorm computes the same statistics with a differentiable all_reduce.
+    """
+    if not info.enabled or not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules()):
+        return module
+    if info.device.type == "cuda":
         return nn.SyncBatchNorm.convert_sync_batchnorm(module)
+    return _convert_gloo(module)
+
+
+class GlooSyncBatchNorm(nn.BatchNorm2d):
+    """BatchNorm2d whose training statistics are taken over the batches of all processes (CPU/gloo)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return super().forward(x)
+        from torch.distributed.nn.functional import all_reduce
+
+        dtype = x.dtype
+        x32 = x.float()
+        count = torch.tensor([x.numel() / x.shape[1]], dtype=torch.float32) * dist.get_world_size()
+        stats = all_reduce(torch.stack([x32.sum((0, 2, 3)), (x32 * x32).sum((0, 2, 3))]))
+        mean = stats[0] / count
+        var = (stats[1] / count - mean * mean).clamp_min(0)
+        if self.track_running_stats:
+            with torch.no_grad():
+                self.num_batches_tracked += 1
+                momentum = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+                unbiased = var * count / (count - 1).clamp_min(1)
+                self.running_mean.lerp_(mean.detach(), momentum)
+                self.running_var.lerp_(unbiased.detach(), momentum)
+        out = (x32 - mean[None, :, None, None]) * torch.rsqrt(var[None, :, None, None] + self.eps)
+        if self.affine:
+            out = out * self.weight[None, :, None, None] + self.bias[None, :, None, None]
+        return out.to(dtype)
+
+
+def _convert_gloo(module: nn.Module) -> nn.Module:
+    if isinstance(module, nn.BatchNorm2d) and not isinstance(module, GlooSyncBatchNorm):
+        new = GlooSyncBatchNorm(module.num_features, module.eps, module.momentum, module.affine, module.track_running_stats)
+        new.load_state_dict(module.state_dict())
+        return new.to(next(iter(module.buffers()), torch.empty(0)).device)
+    for name, child in module.named_children():
+        module.add_module(name, _convert_gloo(child))
     return module
 
 
@@ -92,7 +136,9 @@ def wrap(module: nn.Module, info: DistInfo) -> nn.Module:
     if not info.enabled or not any(p.requires_grad for p in module.parameters()):
         return module
     ids = [info.device.index] if info.device.type == "cuda" else None
-    return nn.parallel.DistributedDataParallel(module, device_ids=ids, broadcast_buffers=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # broadcast_buffers is being renamed upstream
+        return nn.parallel.DistributedDataParallel(module, device_ids=ids, broadcast_buffers=False)
 
 
 class ResumableSampler(DistributedSampler):

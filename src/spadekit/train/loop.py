@@ -405,8 +405,8 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, resume: bool = False,
         vgg = VGGFeatures(t.perceptual_arch, t.perceptual_weights).to(device)
 
     lr_g, lr_d = t.learning_rates
-    opt_g = torch.optim.Adam(g_step.parameters(), lr=lr_g, betas=t.betas)
-    opt_d = torch.optim.Adam(discriminator.parameters(), lr=lr_d, betas=t.betas)
+    opt_g = torch.optim.Adam(g_step.parameters(), lr=lr_g, betas=t.betas, eps=t.adam_eps)
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=lr_d, betas=t.betas, eps=t.adam_eps)
     schedule = lambda step: lr_factor(step, total_steps, t.decay_start)  # noqa: E731
     sched_g = torch.optim.lr_scheduler.LambdaLR(opt_g, schedule)
     sched_d = torch.optim.lr_scheduler.LambdaLR(opt_d, schedule)
