@@ -97,6 +97,12 @@ def test_tiny_preset_full_recipe_runs(tmp_path):
     if not perceptual_overrides():
         assert "G_vgg" in records[0]
     assert [p.name for p in (run / "checkpoints").glob("step_*.pt")] == ["step_00000004.pt"]
+    try:  # TensorBoard event files when the optional `train` extra is installed
+        import tensorboard  # noqa: F401
+
+        assert list((run / "tensorboard").glob("events.out.tfevents.*"))
+    except ImportError:
+        assert not (run / "tensorboard").exists()
     state = torch.load(run / "checkpoints" / "step_00000004.pt", weights_only=True)
     # 4 pairs, global batch 4: one step per epoch; the 4th step is the whole of epoch 3.
     assert (state["step"], state["epoch"], state["step_in_epoch"]) == (4, 3, 1)
