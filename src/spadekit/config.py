@@ -18,6 +18,7 @@ class GeneratorConfig:
     num_upsampling_layers: normal (5), more (6) or most (7) doublings from the latent grid.
     crop_size: output width; aspect_ratio: width / height (output height = crop_size / aspect_ratio).
     use_vae: start from a latent z (random or from the image encoder) instead of the downsampled map.
+    arch: spade, or a baseline (pix2pixhd, concat; see models/baselines.py).
     norm: parameter-free norm in SPADE (batch, syncbatch, instance).
     spade_hidden: width of the shared SPADE conv (128 in the paper).
     """
@@ -34,6 +35,8 @@ class GeneratorConfig:
     spade_kernel: int = 3
     spectral_norm: bool = True
     arch: str = "spade"
+    num_downsample: int = 4  # pix2pixhd baseline only
+    num_res_blocks: int = 9  # pix2pixhd baseline only
 
     def __post_init__(self):
         if self.num_upsampling_layers not in UPSAMPLING_LAYERS:

@@ -51,13 +51,14 @@ class SPADEGenerator(nn.Module):
         self.blocks = nn.ModuleDict()
         self.upsample_before: dict[str, bool] = {}
         for name, fin, fout, up in generator_block_plan(c.num_upsampling_layers):
-            self.blocks[name] = SPADEResBlock(
-                fin * c.ngf // 2, fout * c.ngf // 2, c.semantic_channels,
-                c.spade_hidden, c.spade_kernel, c.norm, c.spectral_norm,
-            )
+            self.blocks[name] = self.make_block(fin * c.ngf // 2, fout * c.ngf // 2, c)
             self.upsample_before[name] = up
         last = next(reversed(self.blocks.values()))
         self.to_rgb = nn.Conv2d(last.conv_1.out_channels, 3, 3, padding=1)
+
+    @staticmethod
+    def make_block(in_channels: int, out_channels: int, c: GeneratorConfig) -> nn.Module:
+        return SPADEResBlock(in_channels, out_channels, c.semantic_channels, c.spade_hidden, c.spade_kernel, c.norm, c.spectral_norm)
 
     def forward(self, semantic: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
         sh, sw = self.latent_size
