@@ -10,6 +10,7 @@ import torch
 import yaml
 from PIL import Image
 
+from spadekit.cli import main as cli_main
 from spadekit.models import SPADEModel
 from spadekit.train.config import load_config
 from spadekit.train.loop import train
@@ -78,6 +79,13 @@ def test_tiny_preset_overfits_one_pair(tmp_path):
     model = SPADEModel.from_pretrained(final)
     assert model.encoder is not None and model.discriminator is not None
     assert len(list((run / "checkpoints").glob("step_*.pt"))) == 1  # the end checkpoint
+
+    # export-run: the same model from the newest checkpoint, as a user does mid-training
+    assert cli_main(["export-run", str(run), str(tmp_path / "exported")]) == 0
+    exported = SPADEModel.from_pretrained(tmp_path / "exported")
+    for a, b in zip(model.state_dict().values(), exported.state_dict().values()):
+        assert torch.equal(a, b)
+    assert cli_main(["export-run", str(tmp_path / "data"), str(tmp_path / "x")]) == 2
 
 
 def test_tiny_preset_full_recipe_runs(tmp_path):

@@ -126,6 +126,28 @@ class GeneratorStep(nn.Module):
         return self.generator(semantic, z), mu, logvar
 
 
+def export_model(mconfig: SPADEModelConfig, generator_step_state: dict, discriminator_state: dict | None, out: Path) -> Path:
+    """Write a model folder from GeneratorStep weights (generator.* / encoder.*) and the discriminator's."""
+    export = SPADEModel(mconfig)
+    export.generator.load_state_dict({k[len("generator."):]: v for k, v in generator_step_state.items() if k.startswith("generator.")})
+    if export.encoder is not None:
+        export.encoder.load_state_dict({k[len("encoder."):]: v for k, v in generator_step_state.items() if k.startswith("encoder.")})
+    if discriminator_state is not None:
+        export.discriminator.load_state_dict(discriminator_state)
+    return export.save_pretrained(out, include_discriminator=discriminator_state is not None)
+
+
+def export_run(run_dir: str | os.PathLike, out: str | os.PathLike, use_ema: bool = True) -> tuple[int, Path]:
+    """Export the newest checkpoint of a run (EMA generator/encoder when present) as a model folder: (step, folder)."""
+    latest = ckpt.load_latest(Path(run_dir))
+    if latest is None:
+        raise SpadekitError(f"{run_dir}: no readable checkpoint to export (train first, or check the folder)")
+    _, state = latest
+    mconfig = SPADEModelConfig.from_dict(state["model_config"])
+    weights = state["ema"] if use_ema and state.get("ema") is not None else state["g"]
+    return int(state["step"]), export_model(mconfig, weights, state["d"], Path(out))
+
+
 @torch.no_grad()
 def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
     """ema = decay * ema + (1 - decay) * model for parameters; buffers (spectral-norm u/v, BN stats) copied."""
@@ -624,13 +646,8 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, resume: bool = False,
     # Export: the EMA generator (and encoder) with the discriminator, as a model folder -----------
     final = run_dir / "final"
     if info.is_main:
-        export = SPADEModel(mconfig)
         source = ema if ema is not None else g_step
-        export.generator.load_state_dict(source.generator.state_dict())
-        if export.encoder is not None:
-            export.encoder.load_state_dict(source.encoder.state_dict())
-        export.discriminator.load_state_dict(discriminator.state_dict())
-        export.save_pretrained(final)
+        export_model(mconfig, source.state_dict(), discriminator.state_dict(), final)
         monitor.message(f"done: {total_steps} steps; model exported to {final}")
     monitor.close()
     dist_utils.barrier()
