@@ -17,7 +17,7 @@ from __future__ import annotations
 import io
 import json
 import os
-import shutil
+
 from functools import lru_cache
 from pathlib import Path
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Protocol
@@ -31,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from spadekit import SpadekitError
+from spadekit.fileio import atomic_write
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -154,9 +154,9 @@ class SegmenterNet(nn.Module):
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         tensors = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        _atomic_write(directory / WEIGHTS_NAME, lambda p: save_file(tensors, p, metadata={"format": "pt"}))
+        atomic_write(directory / WEIGHTS_NAME, lambda p: save_file(tensors, p, metadata={"format": "pt"}))
         text = json.dumps(asdict(self.config), indent=2) + "\n"
-        _atomic_write(directory / CONFIG_NAME, lambda p: Path(p).write_text(text))
+        atomic_write(directory / CONFIG_NAME, lambda p: Path(p).write_text(text))
         return directory
 
     @classmethod
@@ -178,18 +178,6 @@ class SegmenterNet(nn.Module):
             raise SpadekitError(f"{weights_path}: weights do not match the segmenter described by {config_path}")
         model.load_state_dict(state)
         return model.to(map_location).eval()
-
-
-def _atomic_write(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 # ---- training ----------------------------------------------------------------------------------

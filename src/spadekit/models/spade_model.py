@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import torch
@@ -12,6 +11,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from spadekit import SpadekitError
+from spadekit.fileio import atomic_write
 from spadekit.config import SPADEModelConfig
 from spadekit.data.labels import LabelSet
 from spadekit.data.semantic import semantic_map
@@ -85,8 +85,8 @@ class SPADEModel(nn.Module):
         for name, net in parts.items():
             if net is not None:
                 tensors = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
-                _atomic_write(directory / f"{name}.safetensors", lambda p, t=tensors: save_file(t, p, metadata={"format": "pt"}))
-        _atomic_write(directory / CONFIG_NAME, lambda p: Path(p).write_text(json.dumps(config, indent=2) + "\n"))
+                atomic_write(directory / f"{name}.safetensors", lambda p, t=tensors: save_file(t, p, metadata={"format": "pt"}))
+        atomic_write(directory / CONFIG_NAME, lambda p: Path(p).write_text(json.dumps(config, indent=2) + "\n"))
         return directory
 
     @classmethod
@@ -133,15 +133,3 @@ def load_state(net: nn.Module, state: dict[str, torch.Tensor], source: str) -> N
                 f"{source}: layer {key} has shape {tuple(value.shape)} in the file but {tuple(own[key].shape)} in the network built from the config"
             )
     net.load_state_dict(state, strict=True)
-
-
-def _atomic_write(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise

@@ -8,13 +8,11 @@ Files are RUN_DIR/checkpoints/step_XXXXXXXX.pt, written to a temporary name and 
 """
 from __future__ import annotations
 
-import os
 import random
 import re
-import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -22,28 +20,9 @@ import torch
 from spadekit import SpadekitError
 
 CHECKPOINT_DIR = "checkpoints"
+from spadekit.fileio import atomic_write, atomic_write_text  # noqa: E402,F401  (used by the loop too)
+
 _NAME = re.compile(r"^step_(\d{8,})\.pt$")
-
-
-def atomic_write(path: Path, write: Callable[[str], None]) -> None:
-    """Write via `write(tmp_path)` to a temporary file in the same folder, fsync, then rename over `path`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write(path, lambda p: Path(p).write_text(text, encoding="utf-8"))
 
 
 def checkpoint_path(run_dir: Path, step: int) -> Path:
