@@ -38,7 +38,8 @@ def test_seeds_styles_and_replacement_change_the_image(pipe, tmp_path):
     ids = _ids(pipe)
     a, b = pipe(ids, seed=0, num_images=2)
     again = pipe(ids, seed=1)[0]
-    assert np.array_equal(np.asarray(b), np.asarray(again)), "image k of seed s must equal image 0 of seed s+k"
+    # image k of seed s is image 0 of seed s+k (up to float rounding between batch sizes)
+    assert np.abs(np.asarray(b, dtype=int) - np.asarray(again, dtype=int)).max() <= 1
     assert not np.array_equal(np.asarray(a), np.asarray(b)), "different seeds must differ"
     # a style image steers the output
     red = np.zeros((64, 64, 3), np.uint8)
@@ -141,3 +142,13 @@ def test_onnx_matches_pytorch(tmp_path, use_vae):
         torch_out = model.generator(semantic, z).numpy()
     assert onnx_out.shape == (3, 3, 64, 64)  # dynamic batch (exported with 2)
     np.testing.assert_allclose(onnx_out, torch_out, atol=2e-4)
+
+
+def test_fast_and_plain_pipelines_agree(model_dir):
+    fast = Pipeline.from_pretrained(model_dir)
+    plain = Pipeline.from_pretrained(model_dir, fast=False)
+    assert fast.fast is not None and plain.fast is None
+    ids = _ids(fast)
+    a = np.asarray(fast(ids, seed=3, num_images=2)[1], dtype=float)
+    b = np.asarray(plain(ids, seed=3, num_images=2)[1], dtype=float)
+    assert np.abs(a - b).max() <= 1  # uint8 rounding only

@@ -22,7 +22,9 @@ from PIL import Image, UnidentifiedImageError
 from spadekit import SpadekitError
 from spadekit.data.labels import LabelSet
 from spadekit.layers.norms import fold_spectral_norm
-from spadekit.models import SPADEModel
+from spadekit.data.semantic import instance_edges
+from spadekit.fast import FastGenerator
+from spadekit.models import SPADEGenerator, SPADEModel
 
 LabelMapInput = Union[str, os.PathLike, Image.Image, np.ndarray]
 ImageInput = Union[str, os.PathLike, Image.Image, np.ndarray]
@@ -206,7 +208,8 @@ class Pipeline:
     Spectral norm is folded into plain weights and inference runs under torch.inference_mode.
     """
 
-    def __init__(self, model: SPADEModel, device: str | torch.device = "cpu", dtype: str | torch.dtype | None = "float32", batch_size: int = 4):
+    def __init__(self, model: SPADEModel, device: str | torch.device = "cpu", dtype: str | torch.dtype | None = "float32",
+                 batch_size: int = 4, fast: bool = True):
         self.device = torch.device(device)
         self.dtype = pick_dtype(dtype, self.device)
         self.batch_size = batch_size
@@ -217,11 +220,17 @@ class Pipeline:
             fold_spectral_norm(model.encoder)
         self.model = model.to(self.device).to(memory_format=torch.channels_last)
         self.labels: LabelSet = model.labels
+        # lookup-table SPADE convs, one resize per resolution (spadekit.fast); SPADE generators only
+        self.fast = None
+        if fast and type(model.generator) is SPADEGenerator:
+            self.fast = FastGenerator(model.generator, self.labels.num_channels, model.use_instance).to(self.device)
+            self.fast.to(memory_format=torch.channels_last)
         self.warnings: list[str] = []
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str | os.PathLike, device: str = "cpu", dtype: str | torch.dtype | None = "float32", batch_size: int = 4) -> "Pipeline":
-        return cls(SPADEModel.from_pretrained(resolve_model_path(name_or_path)), device=device, dtype=dtype, batch_size=batch_size)
+    def from_pretrained(cls, name_or_path: str | os.PathLike, device: str = "cpu", dtype: str | torch.dtype | None = "float32",
+                        batch_size: int = 4, fast: bool = True) -> "Pipeline":
+        return cls(SPADEModel.from_pretrained(resolve_model_path(name_or_path)), device=device, dtype=dtype, batch_size=batch_size, fast=fast)
 
     # ---- properties -----------------------------------------------------------------------------
     @property
@@ -254,6 +263,10 @@ class Pipeline:
     # ---- generation -------------------------------------------------------------------------------
     def prepare(self, label_map: LabelMapInput, strict: bool = False) -> torch.Tensor:
         """Validated label map -> semantic map [1,C,H,W] at the model's size (nearest resize unless strict)."""
+        return self.model.semantic(self.prepare_channels(label_map, strict))
+
+    def prepare_channels(self, label_map: LabelMapInput, strict: bool = False) -> torch.Tensor:
+        """Validated label map -> channel indices [1,1,H,W] at the model's size (nearest resize unless strict)."""
         ids = label_map if isinstance(label_map, np.ndarray) and label_map.ndim == 2 else None
         ids = self.load_label_map(label_map) if ids is None else load_label_map(ids, self.labels)
         channels = torch.from_numpy(self.labels.to_channels(ids))[None, None]
@@ -264,7 +277,7 @@ class Pipeline:
             message = f"label map resized from {channels.shape[-1]}x{channels.shape[-2]} to {w}x{h} (nearest) to fit the model"
             self.warnings.append(message)
             channels = F.interpolate(channels.float(), size=(h, w), mode="nearest").long()
-        return self.model.semantic(channels.to(self.device))
+        return channels.to(self.device)
 
     def style_code(self, style_image: ImageInput) -> tuple[torch.Tensor, torch.Tensor]:
         """(mu, std) of the latent for an example photo, through the image encoder."""
@@ -298,6 +311,25 @@ class Pipeline:
                 outputs.append(self.model.generator(sem, None if z is None else z[start:stop]).float())
         return torch.cat(outputs)
 
+    def generate_from_channels(self, channels: torch.Tensor, z: torch.Tensor | None, count: int | None = None) -> torch.Tensor:
+        """Channel-index map [1 or N,1,H,W] -> images [N,3,H,W] float32, through the fast path when there is one.
+
+        The instance-edge channel, for models that read one, comes from the label regions (as `SPADEModel.semantic`).
+        """
+        if self.fast is None:
+            semantic = self.model.semantic(channels)
+            n = count or (z.shape[0] if z is not None else semantic.shape[0])
+            return self.generate(semantic.expand(n, -1, -1, -1) if semantic.shape[0] == 1 else semantic, z)
+        n = count or (z.shape[0] if z is not None else channels.shape[0])
+        edge = instance_edges(channels) if self.model.use_instance else None
+        outputs = []
+        with torch.inference_mode(), self._autocast():
+            for start in range(0, n, self.batch_size):
+                stop = min(start + self.batch_size, n)
+                pick = (lambda t: t.expand(stop - start, -1, -1, -1)) if channels.shape[0] == 1 else (lambda t: t[start:stop])
+                outputs.append(self.fast(pick(channels), None if edge is None else pick(edge), None if z is None else z[start:stop]).float())
+        return torch.cat(outputs)
+
     def __call__(
         self,
         label_map: LabelMapInput,
@@ -310,13 +342,9 @@ class Pipeline:
         """Generate `num_images` images for one label map. size: output (H, W) or an int for a square."""
         if num_images < 1:
             raise SpadekitError(f"num_images must be at least 1, got {num_images}")
-        semantic = self.prepare(label_map, strict=strict)
+        channels = self.prepare_channels(label_map, strict=strict)
         style = self.style_code(style_image) if style_image is not None else None
-        z = self.latents(num_images, seed, style)
-        if z is None:
-            images = self.generate(semantic.expand(num_images, -1, -1, -1), None)
-        else:
-            images = self.generate(semantic, z)
+        images = self.generate_from_channels(channels, self.latents(num_images, seed, style), num_images)
         pil = to_pil(images)
         if size is not None:
             h, w = (size, size) if isinstance(size, int) else size
@@ -325,11 +353,11 @@ class Pipeline:
 
     def interpolate_styles(self, label_map: LabelMapInput, style_a: ImageInput, style_b: ImageInput, steps: int = 5) -> list[Image.Image]:
         """Images whose latent walks linearly from style_a's mean code to style_b's."""
-        semantic = self.prepare(label_map)
+        channels = self.prepare_channels(label_map)
         mu_a, _ = self.style_code(style_a)
         mu_b, _ = self.style_code(style_b)
         weights = torch.linspace(0, 1, steps, device=self.device)[:, None]
-        return to_pil(self.generate(semantic, (1 - weights) * mu_a + weights * mu_b))
+        return to_pil(self.generate_from_channels(channels, (1 - weights) * mu_a + weights * mu_b))
 
     def _autocast(self):
         if self.dtype == torch.float32:

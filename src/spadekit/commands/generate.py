@@ -69,9 +69,8 @@ def run(args) -> int:
         ids = pipe.load_label_map(path)
         for a, b in replacements:
             ids = replace_label(ids, pipe.labels, a, b)
-        semantic = pipe.prepare(ids, strict=args.strict)
-        z = pipe.latents(args.num, args.seed, style)
-        images = pipe.generate(semantic if z is not None else semantic.expand(args.num, -1, -1, -1), z)
+        channels = pipe.prepare_channels(ids, strict=args.strict)
+        images = pipe.generate_from_channels(channels, pipe.latents(args.num, args.seed, style), args.num)
         pil = to_pil(images)
         for k, image in enumerate(pil):
             image.save(out / f"{path.stem}{tag}_seed{args.seed + k}.png")
