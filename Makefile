@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.spadekit-installed
 
-.PHONY: demo test test-fast setup browser-deps clean
+.PHONY: demo test test-fast bench setup browser-deps clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -31,6 +31,10 @@ test: $(STAMP) browser-deps
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow and not browser and not distributed"
+
+# Speed and memory: fast path vs plain eager float32, same run (stop other CPU work first).
+bench: $(STAMP)
+	$(PY) -m spadekit.cli bench --suite default
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache

@@ -1,0 +1,48 @@
+"""`spadekit bench`: speed and memory, fast path vs a plain eager float32 baseline, in one run."""
+from __future__ import annotations
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("bench", help="time inference / training: fast path vs plain float32 baseline")
+    parser.add_argument("--suite", default=None, help="a named suite (default, scaling) instead of one case")
+    parser.add_argument("--model", default=None, help="a model folder or 'default' (overrides the size options)")
+    parser.add_argument("--labels", type=int, default=151, help="label channels")
+    parser.add_argument("--ngf", type=int, default=64)
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--mode", choices=["infer", "train"], default="infer")
+    parser.add_argument("--path", choices=["fast", "baseline", "both"], default="both")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    import json
+
+    from spadekit.bench import SUITES, Case, compare, psnr_fast_vs_float32, run_in_subprocess
+    from spadekit import SpadekitError
+
+    if args.suite:
+        if args.suite not in SUITES:
+            raise SpadekitError(f"unknown suite {args.suite!r}; known: {', '.join(SUITES)}")
+        cases = SUITES[args.suite]
+    else:
+        cases = [Case(f"{args.size}-ngf{args.ngf}", num_labels=args.labels, ngf=args.ngf, size=args.size, batch=args.batch,
+                      mode=args.mode, model=args.model, repeats=args.repeats)]
+    if args.path != "both":
+        for case in cases:
+            case.path = args.path
+            print(json.dumps(run_in_subprocess(case)))
+        return 0
+    rows = compare(cases)
+    print(f"\n{'case':<22}{'mode':<7}{'baseline s':>11}{'fast s':>9}{'speedup':>9}{'mem ratio':>10}")
+    for r in rows:
+        if "speedup" in r:
+            print(f"{r['case']:<22}{r['mode']:<7}{r['baseline_s']:>11.3f}{r['fast_s']:>9.3f}{r['speedup']:>8.2f}x{r['memory_ratio']:>10.2f}")
+        else:
+            print(f"{r['case']:<22}{r['mode']:<7}  failed (see the JSON lines above)")
+    infer = [c for c in cases if c.mode == "infer"]
+    if infer:
+        print(f"PSNR fast vs float32 ({infer[0].name}): {psnr_fast_vs_float32(infer[0]):.1f} dB")
+    print(json.dumps({"ratios": rows}))
+    return 0
