@@ -135,6 +135,14 @@ def test_latent_grid_matches_reference_rule():
     assert GeneratorConfig(semantic_channels=3, crop_size=512, num_upsampling_layers="more").output_size == (512, 512)
 
 
+def test_impossible_generator_sizes_are_refused():
+    with pytest.raises(ValueError, match="multiple of 32"):
+        GeneratorConfig(semantic_channels=3, crop_size=100)
+    with pytest.raises(ValueError, match="1x1 grid"):
+        GeneratorConfig(semantic_channels=3, crop_size=32, norm="instance")
+    assert GeneratorConfig(semantic_channels=3, crop_size=32, norm="batch").output_size == (32, 32)
+
+
 def test_config_mismatch_is_a_clear_error():
     from spadekit import SpadekitError
 

@@ -43,6 +43,20 @@ class GeneratorConfig:
             raise ValueError(
                 f"num_upsampling_layers must be one of {sorted(UPSAMPLING_LAYERS)}, got {self.num_upsampling_layers!r}"
             )
+        factor = 2 ** UPSAMPLING_LAYERS[self.num_upsampling_layers]
+        if self.crop_size < factor or self.crop_size % factor:
+            raise ValueError(
+                f"crop_size {self.crop_size} must be a positive multiple of {factor} with num_upsampling_layers "
+                f"{self.num_upsampling_layers!r} (the generator doubles a {self.crop_size // factor}-wide grid {factor.bit_length() - 1} times)"
+            )
+        sh, sw = self.latent_size
+        if sh < 1:
+            raise ValueError(f"aspect_ratio {self.aspect_ratio} leaves no rows in the {sw}-wide latent grid; use a larger crop_size")
+        if self.norm == "instance" and sh * sw == 1:
+            raise ValueError(
+                f"crop_size {self.crop_size} with num_upsampling_layers {self.num_upsampling_layers!r} starts from a 1x1 grid, "
+                "where instance norm is undefined; use a larger crop_size, fewer upsampling layers, or batch norm"
+            )
 
     @property
     def latent_size(self) -> tuple[int, int]:
