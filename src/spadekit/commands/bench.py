@@ -27,7 +27,7 @@ def run(args) -> int:
             raise SpadekitError(f"unknown suite {args.suite!r}; known: {', '.join(SUITES)}")
         cases = SUITES[args.suite]
     else:
-        cases = [Case(f"{args.size}-ngf{args.ngf}", num_labels=args.labels, ngf=args.ngf, size=args.size, batch=args.batch,
+        cases = [Case(args.model or f"{args.size}-ngf{args.ngf}", num_labels=args.labels, ngf=args.ngf, size=args.size, batch=args.batch,
                       mode=args.mode, model=args.model, repeats=args.repeats)]
     if args.path != "both":
         for case in cases:
