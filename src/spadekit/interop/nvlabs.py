@@ -17,7 +17,7 @@ import torch
 from spadekit import SpadekitError
 from spadekit.config import DiscriminatorConfig, EncoderConfig, GeneratorConfig, SPADEModelConfig
 from spadekit.data.labels import LABEL_SETS, Label, LabelSet
-from spadekit.models.spade_model import SPADEModel
+from spadekit.models.spade_model import SPADEModel, load_state
 
 # reference dataset_mode -> our label-set name
 DATASET_LABEL_SETS = {"coco": "coco-stuff", "ade20k": "ade20k", "cityscapes": "cityscapes"}
@@ -272,24 +272,12 @@ def import_nvlabs(source: str | Path, out: str | Path | None = None, epoch: str 
 
 def _load_mapped(module: torch.nn.Module, state: dict[str, torch.Tensor], net: str, path: Path) -> None:
     original = {KEY_MAPS[net](k): k for k in state}
-    mapped = {KEY_MAPS[net](k): v for k, v in state.items()}
-    own = module.state_dict()
-    for key, value in mapped.items():
-        if key not in own:
-            continue
-        if own[key].shape != value.shape:
-            raise SpadekitError(
-                f"{path}: layer {original[key]} (ours: {key}) has shape {tuple(value.shape)} in the checkpoint but {tuple(own[key].shape)} "
-                f"in the network built from the options; check {_option_hint(net, key)}"
-            )
-    missing = sorted(set(own) - set(mapped))
-    unexpected = sorted(set(mapped) - set(own))
-    if missing or unexpected:
-        raise SpadekitError(
-            f"{path}: the checkpoint does not match the {NETS[net]} built from the options "
-            f"(missing {missing[:4]}, unexpected {unexpected[:4]}); check num_upsampling_layers, n_layers_D, num_D, norm options"
-        )
-    module.load_state_dict(mapped, strict=True)
+    load_state(
+        module, {KEY_MAPS[net](k): v for k, v in state.items()}, str(path), built_from="the options", stored_in="the checkpoint",
+        layer_name=lambda key: f"{original[key]} (ours: {key})",
+        shape_hint=lambda key: f"; check {_option_hint(net, key)}",
+        mismatch_hint="; check num_upsampling_layers, n_layers_D, num_D, norm options",
+    )
 
 
 # ---- export: our model -> reference checkpoint files ---------------------------------------------

@@ -117,19 +117,31 @@ class SPADEModel(nn.Module):
         return model.to(map_location)
 
 
-def load_state(net: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
-    """load_state_dict with a message that names the first mismatching layer and both shapes."""
+def load_state(
+    net: nn.Module,
+    state: dict[str, torch.Tensor],
+    source: str,
+    built_from: str = "the config",
+    stored_in: str = "the file",
+    layer_name=lambda key: key,
+    shape_hint=lambda key: "",
+    mismatch_hint: str = "",
+) -> None:
+    """load_state_dict with messages that name the first mismatching layer and both shapes, or the
+    missing / unexpected keys. layer_name(key) says how the user knows a layer; the hints say what to check."""
     own = net.state_dict()
+    for key, value in state.items():
+        if key in own and own[key].shape != value.shape:
+            raise SpadekitError(
+                f"{source}: layer {layer_name(key)} has shape {tuple(value.shape)} in {stored_in} but "
+                f"{tuple(own[key].shape)} in the network built from {built_from}{shape_hint(key)}"
+            )
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
     if missing or unexpected:
         raise SpadekitError(
-            f"{source}: weights do not match the network built from the config "
+            f"{source}: weights do not match the network built from {built_from} "
             f"(missing {missing[:5]}{'...' if len(missing) > 5 else ''}, unexpected {unexpected[:5]}{'...' if len(unexpected) > 5 else ''})"
+            f"{mismatch_hint}"
         )
-    for key, value in state.items():
-        if own[key].shape != value.shape:
-            raise SpadekitError(
-                f"{source}: layer {key} has shape {tuple(value.shape)} in the file but {tuple(own[key].shape)} in the network built from the config"
-            )
     net.load_state_dict(state, strict=True)
