@@ -10,6 +10,7 @@ import torch
 import yaml
 from PIL import Image
 
+from spadekit import SpadekitError
 from spadekit.cli import main as cli_main
 from spadekit.models import SPADEModel
 from spadekit.train.config import load_config
@@ -114,3 +115,27 @@ def test_tiny_preset_full_recipe_runs(tmp_path):
     state = torch.load(run / "checkpoints" / "step_00000004.pt", weights_only=True)
     # 4 pairs, global batch 4: one step per epoch; the 4th step is the whole of epoch 3.
     assert (state["step"], state["epoch"], state["step_in_epoch"]) == (4, 3, 1)
+
+
+@pytest.mark.parametrize("arch", ["pix2pixhd", "concat"])
+def test_baselines_train_by_name(tmp_path, arch):
+    """The paper's baselines train with the same trainer (model.arch), lower the loss and export."""
+    data = write_tiny_dataset(tmp_path / "data", count=1)
+    config = load_config(TINY, [
+        f"data.root={data}", "data.flip=false", "train.batch_size=1", "train.steps=30", "train.lr_g=1e-3",
+        f"model.arch={arch}", "model.use_vae=false", "model.num_downsample=2", "model.num_res_blocks=2",
+        "train.lambda_vgg=0", "train.num_threads=2", "log.log_every=5", "log.sample_every=30", "log.checkpoint_every=null",
+    ])
+    final = train(config, tmp_path / "run")
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert records[-1]["G_l1"] < 0.7 * records[0]["G_l1"], [r["G_l1"] for r in records]
+    model = SPADEModel.from_pretrained(final)
+    assert model.config.generator.arch == arch
+    assert type(model.generator).__name__ == {"pix2pixhd": "Pix2PixHDGenerator", "concat": "ConcatGenerator"}[arch]
+
+
+def test_baseline_options_are_checked(tmp_path):
+    with pytest.raises(SpadekitError, match="model.arch"):
+        load_config(TINY, ["model.arch=unet"])
+    with pytest.raises(SpadekitError, match="model.use_vae"):
+        load_config(TINY, ["model.arch=pix2pixhd", "model.use_vae=true"])

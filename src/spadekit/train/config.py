@@ -54,6 +54,8 @@ class DataConfig:
 class ModelConfig:
     """The networks to train (turned into a `spadekit.config.SPADEModelConfig`).
 
+    arch: spade (default) or a baseline generator by name: pix2pixhd (encoder-decoder with instance
+        norm; num_downsample / num_res_blocks), concat (segmap concatenated at every layer).
     ngf / spade_hidden / norm / num_upsampling_layers / use_vae / z_dim: the generator.
     encoder_ndf / encoder_layers: the image encoder (only with use_vae); encoder_layers None = as many
         stride-2 convs as leave a 4x4 grid, at most 6 (the paper's encoder at 256x256).
@@ -61,9 +63,12 @@ class ModelConfig:
     crop size and aspect ratio come from the data section.
     """
 
+    arch: str = "spade"
     ngf: int = 64
     spade_hidden: int = 128
     norm: str = "syncbatch"
+    num_downsample: int = 4
+    num_res_blocks: int = 9
     num_upsampling_layers: str = "normal"
     use_vae: bool = False
     z_dim: int = 256
@@ -275,6 +280,12 @@ def validate(config: TrainConfig, source: str = "config") -> None:
         fail("log.checkpoint_every", f"must be a positive integer or null, got {log.checkpoint_every}")
     if log.checkpoint_seconds is not None and log.checkpoint_seconds <= 0:
         fail("log.checkpoint_seconds", f"must be positive or null, got {log.checkpoint_seconds}")
+    from spadekit.models import GENERATORS
+
+    if config.model.arch not in GENERATORS:
+        fail("model.arch", f"must be one of {', '.join(sorted(GENERATORS))}, got {config.model.arch!r}")
+    if config.model.arch == "pix2pixhd" and config.model.use_vae:
+        fail("model.use_vae", "must be false with model.arch=pix2pixhd (the encoder-decoder baseline has no latent input)")
     if config.model.use_vae and config.model.z_dim < 1:
         fail("model.z_dim", f"must be a positive integer, got {config.model.z_dim}")
 

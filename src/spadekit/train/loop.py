@@ -79,7 +79,8 @@ def model_config(config: TrainConfig, labels: LabelSet, use_instance: bool) -> S
             generator=GeneratorConfig(
                 semantic_channels=semantic_channels, ngf=m.ngf, num_upsampling_layers=m.num_upsampling_layers,
                 crop_size=d.crop_size, aspect_ratio=d.aspect_ratio, use_vae=m.use_vae, z_dim=m.z_dim, norm=m.norm,
-                spade_hidden=m.spade_hidden, spectral_norm=m.spectral_norm,
+                spade_hidden=m.spade_hidden, spectral_norm=m.spectral_norm, arch=m.arch,
+                num_downsample=m.num_downsample, num_res_blocks=m.num_res_blocks,
             ),
             encoder=encoder,
             discriminator=DiscriminatorConfig(
