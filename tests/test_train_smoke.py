@@ -139,3 +139,30 @@ def test_baseline_options_are_checked(tmp_path):
         load_config(TINY, ["model.arch=unet"])
     with pytest.raises(SpadekitError, match="model.use_vae"):
         load_config(TINY, ["model.arch=pix2pixhd", "model.use_vae=true"])
+
+
+def test_init_from_starts_a_run_from_a_model_folder(tmp_path):
+    """train.init_from: a new run (here switching instance -> batch norm) starts from exported weights."""
+    data = write_tiny_dataset(tmp_path / "data", count=2)
+    common = [f"data.root={data}", "train.batch_size=2", "train.lambda_vgg=0", "train.num_threads=2",
+              "log.log_every=1", "log.sample_every=100", "log.checkpoint_every=null"]
+    first = train(load_config(TINY, [*common, "train.steps=3"]), tmp_path / "a")
+    source = SPADEModel.from_pretrained(first)
+    config = load_config(TINY, [*common, "train.steps=1", "model.norm=batch", f"train.init_from={first}", "train.lr_g=0", "train.lr_d=0"])
+    second = SPADEModel.from_pretrained(train(config, tmp_path / "b"))
+    assert second.config.generator.norm == "batch"
+    # learning rates 0: the weights are the source's (spectral-norm power iterations move on; they
+    # are buffers), and batch-norm statistics were gathered in training
+    params = dict(second.generator.named_parameters())
+    for key, value in source.generator.named_parameters():
+        assert torch.equal(params[key], value), key
+    stats = [v for k, v in second.generator.state_dict().items() if k.endswith("running_var")]
+    assert stats and not all(torch.equal(v, torch.ones_like(v)) for v in stats)
+    params = dict(second.discriminator.named_parameters())
+    for key, value in source.discriminator.named_parameters():
+        assert torch.equal(params[key], value), key
+    # a folder that does not fit names the layer
+    with pytest.raises(SpadekitError, match="init_from"):
+        train(load_config(TINY, [*common, "train.steps=1", "model.ngf=8", f"train.init_from={first}"]), tmp_path / "c")
+    with pytest.raises(SpadekitError, match="no generator.safetensors"):
+        train(load_config(TINY, [*common, "train.steps=1", f"train.init_from={tmp_path}"]), tmp_path / "d")

@@ -101,6 +101,10 @@ class OptimConfig:
         the trained weights). ema_start: steps before which the EMA just copies the weights.
     seed; deterministic: torch.use_deterministic_algorithms (exactly repeatable runs, slower on GPU).
     device: auto | cpu | cuda. num_threads: torch CPU threads per process (None = torch's choice).
+    init_from: a model folder (config.json + *.safetensors, e.g. from `spadekit export-run`) whose
+        weights start a new run (fine-tuning, or switching an option that adds no parameters, such
+        as model.norm). Normalisation statistics the folder lacks start fresh; a missing
+        discriminator file leaves the discriminator freshly initialised. Ignored when resuming.
     """
 
     gan_mode: str = "hinge"
@@ -129,6 +133,7 @@ class OptimConfig:
     deterministic: bool = False
     device: str = "auto"
     num_threads: int | None = None
+    init_from: str | None = None
 
     @property
     def learning_rates(self) -> tuple[float, float]:

@@ -33,6 +33,7 @@ from spadekit.config import DiscriminatorConfig, EncoderConfig, GeneratorConfig,
 from spadekit.data.labels import LabelSet
 from spadekit.losses import feature_matching_loss, gan_loss, kl_divergence, perceptual_loss
 from spadekit.models import SPADEModel
+from spadekit.models.spade_model import load_state
 from spadekit.train import checkpoint as ckpt
 from spadekit.train import distributed as dist_utils
 from spadekit.train.config import TrainConfig, save_config
@@ -90,6 +91,37 @@ def model_config(config: TrainConfig, labels: LabelSet, use_instance: bool) -> S
         )
     except ValueError as error:
         raise SpadekitError(f"model section: {error}") from None
+
+
+NORM_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
+
+
+def load_init_weights(model: SPADEModel, folder: str | os.PathLike) -> list[str]:
+    """Start a run from a model folder's weights (train.init_from): returns the networks loaded.
+
+    Every parameter must be present with the same shape; normalisation statistics may be missing (a
+    model trained with instance norm starting a batch-norm run) and then start fresh."""
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    if not (folder / "generator.safetensors").is_file():
+        raise SpadekitError(f"train.init_from: {folder} has no generator.safetensors; give a model folder (e.g. from `spadekit export-run`)")
+    loaded = []
+    for name in ("generator", "encoder", "discriminator"):
+        net, path = getattr(model, name), folder / f"{name}.safetensors"
+        if net is None or not path.is_file():
+            if net is not None and name != "discriminator":
+                raise SpadekitError(f"train.init_from: {folder} has no {name}.safetensors, which this config's model needs")
+            continue
+        state = load_file(path)
+        own = net.state_dict()
+        for key in own:
+            if key not in state and key.rsplit(".", 1)[-1] in NORM_BUFFERS:
+                state[key] = own[key]
+        load_state(net, state, f"train.init_from {path}", built_from="this run's config",
+                   mismatch_hint="; the model folder must have the same architecture and widths as the model section")
+        loaded.append(name)
+    return loaded
 
 
 def init_weights(module: nn.Module, gain: float) -> None:
@@ -412,6 +444,10 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, resume: bool = False,
     for net in (model.generator, model.encoder, model.discriminator):
         if net is not None:
             init_weights(net, 0.02)
+    if t.init_from and not (resume and any((run_dir / "checkpoints").glob("step_*.pt"))):
+        loaded = load_init_weights(model, t.init_from)
+        if info.is_main:
+            print(f"initialised {', '.join(loaded)} from {t.init_from}", flush=True)
     device = info.device
     g_step = GeneratorStep(model.generator, model.encoder).to(device)
     discriminator = model.discriminator.to(device)
