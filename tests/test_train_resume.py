@@ -157,3 +157,21 @@ def test_random_kills_still_finish_with_valid_checkpoints(uninterrupted, tmp_pat
     assert saved[-1][0] == STEPS and len(saved) <= 3
     assert not list((run / "checkpoints").glob("*.tmp"))
     _assert_same_run(reference, run)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_stop_signal_to_the_process_group_checkpoints_and_stops(tmp_path, sig):
+    """A scheduler's SIGTERM or a terminal's Ctrl-C reaches the data workers too: the run still stops cleanly."""
+    data = write_tiny_dataset(tmp_path / "data")
+    run = tmp_path / "run"
+    command = _command(data, run, False)
+    command[command.index("--out"):command.index("--out")] = ["data.num_workers=1", "train.steps=200", "log.checkpoint_every=100"]
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    _wait_for(run / "metrics.jsonl", process)  # a couple of steps done, workers running
+    os.killpg(process.pid, sig)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 0, err[-2000:]
+    assert "stopped at step" in out + err and "DataLoader worker" not in err
+    step, path = ckpt.list_checkpoints(run)[-1]
+    assert 2 <= step < 200 and ckpt.load_checkpoint(path)["step"] == step

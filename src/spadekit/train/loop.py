@@ -235,6 +235,14 @@ class StepLayout:
         return rank + self.world * local
 
 
+def _ignore_stop_signals(_worker_id: int) -> None:
+    """Data workers leave SIGTERM / Ctrl-C to the training process, which checkpoints and then ends them
+    (a job scheduler's SIGTERM, `pkill -f` or a terminal's Ctrl-C reach the workers too; a worker dying of
+    it would crash the run before it saves)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 class EpochBatches:
     """Micro-batches in a resumable order: position = (epoch, steps done in that epoch)."""
 
@@ -270,6 +278,7 @@ class EpochBatches:
             # Own generator: worker seeds must not consume the global torch RNG.
             generator=torch.Generator().manual_seed(self.config.train.seed * 100003 + self.epoch),
             persistent_workers=False, prefetch_factor=2 if workers else None,
+            worker_init_fn=_ignore_stop_signals if workers else None,
         )
         self._iterator = iter(loader)
 
