@@ -74,6 +74,7 @@ def test_train_segmenter_then_eval(workspace, capsys):
     assert (segmenter / "model.safetensors").is_file() and (segmenter / "config.json").is_file()
     metrics = json.loads((segmenter / "metrics.json").read_text())
     assert metrics["split"] == "val" and metrics["num_images"] == 4
+    assert json.loads((segmenter / "config.json").read_text())["input_size"] == SIZE
     assert metrics["pixel_accuracy"] > 0.7  # colour-coded classes are easy to segment
 
     report_path = root / "out" / "report.json"

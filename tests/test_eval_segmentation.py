@@ -1,7 +1,10 @@
 """mIoU / pixel accuracy on hand-made masks, the segmenter network, and segmenters loaded by path."""
+import json
+
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from spadekit import SpadekitError
 from spadekit.eval.segmentation import (
@@ -64,6 +67,27 @@ def test_segmenter_shapes_and_save_reload(tmp_path):
     again = load_segmenter(tmp_path / "seg")
     assert isinstance(again, SegmenterNet) and again.config.class_names == list("abcde")
     torch.testing.assert_close(again(images), logits)
+
+
+def test_segmenter_runs_at_its_training_width(tmp_path):
+    """config.input_size: predict() resizes images to the training width and the labels back."""
+    torch.manual_seed(0)
+    model = SegmenterNet(num_classes=4, width=8, depth=2, input_size=32).eval()
+    images = torch.rand(2, 3, 48, 64) * 2 - 1
+    labels = model.predict(images)
+    assert labels.shape == (2, 48, 64)
+    small = F.interpolate(images, size=(24, 32), mode="bilinear", align_corners=False, antialias=True)
+    expected = F.interpolate(model(small), size=(48, 64), mode="bilinear", align_corners=False).argmax(1)
+    assert torch.equal(labels, expected)
+    assert not torch.equal(labels, model(images).argmax(1))  # not the same as running at full size
+    model.save_pretrained(tmp_path / "seg")
+    assert load_segmenter(tmp_path / "seg").config.input_size == 32
+    # folders written before input_size existed still load, and run at the size they are given
+    config = json.loads((tmp_path / "seg" / "config.json").read_text())
+    del config["input_size"]
+    (tmp_path / "seg" / "config.json").write_text(json.dumps(config))
+    old = load_segmenter(tmp_path / "seg")
+    assert old.config.input_size is None and torch.equal(old.predict(images), model(images).argmax(1))
 
 
 def test_train_segmenter_learns_a_colour_rule():

@@ -30,6 +30,7 @@ def register(subparsers) -> None:
     parser.add_argument("--depth", type=int, default=3, help="number of downsamplings")
     parser.add_argument("--size", type=int, default=None, help="training crop width (default: the dataset preset's); use the model's output width")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N training pairs")
+    parser.add_argument("--eval-data", default=None, help="dataset root of the real photos that score the segmenter (default: --data's val split, else its train split)")
     parser.add_argument("--eval-limit", type=int, default=200, help="real photos used to score the trained segmenter")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
@@ -68,21 +69,23 @@ def run(args) -> int:
         class_names=labels.names,
         seed=args.seed,
         device=args.device,
+        input_size=transform.crop_size,
     )
     out = Path(args.out)
     model.save_pretrained(out)
 
     # Evaluate the segmenter itself on real photos (val when present), at the training resolution.
-    split = "val" if "val" in cls.splits(Path(args.data)) else "train"
+    eval_root = Path(args.eval_data or args.data)
+    split = "val" if "val" in cls.splits(eval_root) else "train"
     fixed = TransformConfig(preprocess="fixed", crop_size=transform.crop_size, aspect_ratio=transform.aspect_ratio, flip=False)
-    held_out = build_dataset(args.dataset, args.data, split, label_set=args.labels, transform=fixed, random=False, limit=args.eval_limit)
+    held_out = build_dataset(args.dataset, eval_root, split, label_set=args.labels, transform=fixed, random=False, limit=args.eval_limit)
     conf = 0
     with torch.no_grad():
         for item in tqdm(held_out, desc=f"score on {split}", unit="img"):
             predicted = model.predict(item["image"][None])
             conf = conf + confusion_matrix(item["label"][0], predicted[0].cpu(), labels.num_classes, ignore_index)
     scores = segmentation_scores(conf, labels.names)
-    metrics = {"split": split, "num_images": len(held_out), "steps": args.steps, **scores}
+    metrics = {"data": str(eval_root), "split": split, "num_images": len(held_out), "steps": args.steps, **scores}
     tmp = out / f".metrics.json.tmp{os.getpid()}"
     tmp.write_text(json.dumps(metrics, indent=2) + "\n")
     os.replace(tmp, out / "metrics.json")

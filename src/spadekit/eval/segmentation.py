@@ -104,10 +104,14 @@ def _conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
 
 @dataclass
 class SegmenterConfig:
+    """num_classes / width / depth: the U-Net; input_size: the image width it was trained at (predict
+    resizes to it and back; None = run at whatever size it is given)."""
+
     num_classes: int
     width: int = 32
     depth: int = 3
     class_names: list[str] | None = None
+    input_size: int | None = None
 
 
 class SegmenterNet(nn.Module):
@@ -116,11 +120,14 @@ class SegmenterNet(nn.Module):
     forward(images [B,3,H,W] in [-1,1]) -> logits [B,num_classes,H,W]; any H, W.
     """
 
-    def __init__(self, num_classes: int, width: int = 32, depth: int = 3, class_names: list[str] | None = None):
+    def __init__(self, num_classes: int, width: int = 32, depth: int = 3, class_names: list[str] | None = None,
+                 input_size: int | None = None):
         super().__init__()
         if num_classes < 1 or width < 1 or depth < 1:
             raise SpadekitError(f"segmenter needs num_classes, width, depth >= 1 (got {num_classes}, {width}, {depth})")
-        self.config = SegmenterConfig(num_classes, width, depth, class_names)
+        if input_size is not None and input_size < 8:
+            raise SpadekitError(f"segmenter input_size must be at least 8 pixels, got {input_size}")
+        self.config = SegmenterConfig(num_classes, width, depth, class_names, input_size)
         widths = [width * 2**level for level in range(depth + 1)]
         self.stem = _conv_block(3, widths[0])
         self.down = nn.ModuleList(_conv_block(widths[i], widths[i + 1]) for i in range(depth))
@@ -142,9 +149,18 @@ class SegmenterNet(nn.Module):
 
     @torch.no_grad()
     def predict(self, images: torch.Tensor) -> torch.Tensor:
+        """images [B,3,H,W] in [-1,1] -> labels [B,H,W]; at the training width (config.input_size) when set."""
         was_training = self.training
         self.eval()
-        labels = self(images.to(next(self.parameters()).device)).argmax(1)
+        images = images.to(next(self.parameters()).device)
+        size = tuple(images.shape[-2:])
+        width = self.config.input_size
+        if width is not None and width != size[1]:
+            scaled = (max(1, round(size[0] * width / size[1])), width)
+            logits = self(F.interpolate(images, size=scaled, mode="bilinear", align_corners=False, antialias=True))
+            labels = F.interpolate(logits, size=size, mode="bilinear", align_corners=False).argmax(1)
+        else:
+            labels = self(images).argmax(1)
         self.train(was_training)
         return labels
 
@@ -208,12 +224,14 @@ def train_segmenter(
     seed: int = 0,
     device: str | torch.device = "cpu",
     progress: bool = True,
+    input_size: int | None = None,
 ) -> SegmenterNet:
     """Train a SegmenterNet on real (image, label map) pairs with cross-entropy and Adam.
 
     dataset: indexable; item = {"image": [3,H,W] in [-1,1], "label": [H,W] or [1,H,W] channel
         indices} (or a tuple (image, label, ...)). ignore_index: label value left out of the loss
-        (the dontcare channel). Random horizontal flips augment. Returns the model in eval mode.
+        (the dontcare channel). Random horizontal flips augment. input_size: recorded in the config
+        (the training width, so predict() resizes other images to it). Returns the model in eval mode.
     """
     from tqdm import tqdm
 
@@ -221,7 +239,7 @@ def train_segmenter(
         raise SpadekitError("the segmenter training set is empty")
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    model = SegmenterNet(num_classes, width, depth, class_names).to(device).train()
+    model = SegmenterNet(num_classes, width, depth, class_names, input_size).to(device).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, steps))
     loss_fn = nn.CrossEntropyLoss(ignore_index=-100 if ignore_index is None else ignore_index)
