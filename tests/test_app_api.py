@@ -14,7 +14,7 @@ from PIL import Image
 from fastapi.testclient import TestClient
 
 from spadekit.app.server import InferencePool, Limits, create_app
-from spadekit.app.testing import serve_in_thread, tiny_landscape_pipeline
+from spadekit.app.testing import HookedPipeline, serve_in_thread, tiny_landscape_pipeline
 
 SKY, GRASS, SNOW, SEA = 156, 123, 158, 154
 
@@ -182,25 +182,12 @@ def test_no_request_path_reaches_the_disk(client):
     assert {"/api/health", "/api/info", "/api/generate", "/api/scenes", "/api/label-map"} <= set(schema["paths"])
 
 
-class _GatedPipeline:
-    """Wraps a pipeline; every call waits until the gate opens, and calls are counted."""
-
-    def __init__(self, pipe):
-        self.pipe = pipe
-        self.gate = threading.Event()
-        self.calls = 0
-        self.labels, self.size = pipe.labels, pipe.size
-
-    def info(self):
-        return self.pipe.info()
-
-    def load_label_map(self, source):
-        return self.pipe.load_label_map(source)
-
-    def __call__(self, *args, **kwargs):
-        self.calls += 1
-        assert self.gate.wait(30), "test gate never opened"
-        return self.pipe(*args, **kwargs)
+def _gated(pipe) -> HookedPipeline:
+    """Every call waits until `.gate` opens."""
+    gate = threading.Event()
+    wrapped = HookedPipeline(pipe, lambda: None if gate.wait(30) else pytest.fail("test gate never opened"))
+    wrapped.gate = gate
+    return wrapped
 
 
 def _wait_for(predicate, timeout=10.0):
@@ -211,7 +198,7 @@ def _wait_for(predicate, timeout=10.0):
 
 
 def test_full_queue_answers_503_with_retry_after(pipe):
-    gated = _GatedPipeline(pipe)
+    gated = _gated(pipe)
     app = create_app(gated, max_workers=1, max_queue=1, scenes_dir=None)
     body = {"labels": _ids().tolist()}
     with TestClient(app) as client:
@@ -233,7 +220,7 @@ def test_full_queue_answers_503_with_retry_after(pipe):
 
 
 def test_work_of_a_client_that_went_away_is_dropped(pipe):
-    gated = _GatedPipeline(pipe)
+    gated = _gated(pipe)
     app = create_app(gated, max_workers=1, max_queue=2, scenes_dir=None)
     body = {"labels": _ids().tolist()}
     with serve_in_thread(app) as url:

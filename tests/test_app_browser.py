@@ -8,7 +8,7 @@ import time
 import pytest
 
 from spadekit.app.server import create_app
-from spadekit.app.testing import serve_in_thread, tiny_landscape_pipeline
+from spadekit.app.testing import HookedPipeline, serve_in_thread, tiny_landscape_pipeline
 
 CHROMIUM = os.environ.get("SPADEKIT_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -18,29 +18,9 @@ TIMEOUT_MS = 20_000
 pytestmark = pytest.mark.browser
 
 
-class _SlowPipeline:
-    """The tiny pipeline plus a fixed delay, so a request is still in flight when the next one starts."""
-
-    def __init__(self, pipe, delay: float):
-        self.pipe, self.delay = pipe, delay
-        self.labels, self.size = pipe.labels, pipe.size
-        self.calls = 0
-
-    def info(self):
-        return self.pipe.info()
-
-    def load_label_map(self, source):
-        return self.pipe.load_label_map(source)
-
-    def __call__(self, *args, **kwargs):
-        self.calls += 1
-        time.sleep(self.delay)
-        return self.pipe(*args, **kwargs)
-
-
 @pytest.fixture(scope="module")
 def server():
-    pipe = _SlowPipeline(tiny_landscape_pipeline(size=64), delay=0.25)
+    pipe = HookedPipeline(tiny_landscape_pipeline(size=64), lambda: time.sleep(0.25))  # a request stays in flight
     app = create_app(pipe, max_workers=1, max_queue=4, random_model=True, model_name="tiny test model")
     with serve_in_thread(app) as url:
         yield url, pipe, app
@@ -68,8 +48,11 @@ def _generation(page) -> int:
 
 
 def _wait_new_result(page, after: int) -> str:
+    """The hash of the first image shown after generation `after` once nothing is pending: not busy, and
+    not stale (a debounced request still scheduled, e.g. after a stroke that ended while one ran)."""
     page.wait_for_function(f"Number(document.querySelector('#result').dataset.generation) > {after}"
-                           " && document.querySelector('#busy').hidden")
+                           " && document.querySelector('#busy').hidden"
+                           " && !document.querySelector('#result-frame').classList.contains('stale')")
     return page.get_attribute("#result", "data-hash")
 
 

@@ -142,3 +142,25 @@ def run_load(url: str, label_png: bytes, clients: int, duration: float, timeout:
         "p95_ms": round(float(np.percentile(values, 95)), 1),
         "max_ms": round(float(values.max()), 1),
     }
+
+
+class HookedPipeline:
+    """A pipeline wrapper for server tests: counts generate calls and runs `before_call()` first
+    (a delay, or waiting on a gate), so tests can hold requests in flight."""
+
+    def __init__(self, pipe, before_call=None):
+        self.pipe, self.before_call = pipe, before_call
+        self.labels, self.size = pipe.labels, pipe.size
+        self.calls = 0
+
+    def info(self):
+        return self.pipe.info()
+
+    def load_label_map(self, source):
+        return self.pipe.load_label_map(source)
+
+    def __call__(self, *args, **kwargs):
+        self.calls += 1
+        if self.before_call is not None:
+            self.before_call()
+        return self.pipe(*args, **kwargs)

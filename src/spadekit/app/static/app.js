@@ -234,6 +234,9 @@
     app.timer = setTimeout(generate, delay);
   }
 
+  // The shown image is current only when no newer request is scheduled (debounce) or running.
+  const upToDate = () => app.timer === null;
+
   function labelPng() {
     renderNow(); // the canvas holds exactly the palette colours of app.ids (never antialiased strokes)
     return new Promise((resolve) => canvas.toBlob(resolve, "image/png"));
@@ -258,6 +261,7 @@
 
   async function generate() {
     clearTimeout(app.timer);
+    app.timer = null;
     if (!app.ids) return;
     if (app.controller) app.controller.abort(); // never let a stale request hold the queue
     const controller = new AbortController();
@@ -299,7 +303,7 @@
       const link = $("#download-result");
       link.href = url;
       link.download = `spadekit_seed${app.seed}.png`;
-      $("#result-frame").classList.remove("stale");
+      if (upToDate()) $("#result-frame").classList.remove("stale");
       const server = response.headers.get("X-Inference-Ms");
       $("#status").textContent = `seed ${app.seed} · ${Math.round(app.lastMs)} ms` + (server ? ` (model ${Math.round(Number(server))} ms)` : "");
       showError(null);
