@@ -1,14 +1,19 @@
-"""The fast inference path: same weights, same output (within float tolerance), less work.
+"""The fast path: same weights, same output (within float tolerance), less work; for inference and training.
 
 - A SPADE shared conv reads a one-hot map, so `conv3x3(one_hot(label))` is a sum over the 9 taps of
   one weight column each: a table lookup (`embedding_bag`) instead of a 3x3 convolution over
   num_labels input channels (151-183 for ADE20K / COCO-Stuff: two orders of magnitude fewer FLOPs).
+  Its gradient to the table is one sparse x dense product (the scatter matrix of the label map).
   The instance-edge channel, when present, stays a 1-channel conv.
 - Nearest resizing of a one-hot map is the one-hot of the nearest-resized label map, so the label
-  map is resized once per resolution and shared by every SPADE layer at that resolution.
+  map is resized once per resolution, and its lookup indices built once, for every SPADE layer there.
 - In a block, the SPADE layers that read the same map at the same size share one lookup (their
   shared-conv tables are concatenated), and each layer's gamma and beta convs are one conv.
-- Spectral norm is folded into plain weights; channels_last memory; bf16 autocast when asked.
+- Inference (`FastGenerator`): spectral norm folded into plain weights, channels_last, weights stored
+  in the compute dtype (`to_compute_dtype`, no casts per call), the SPADE modulation in float32.
+- Training (`spade_forward`, `semantic_forward`): the same lookups on the live parameters of a
+  SPADEGenerator (spectral norm, BatchNorm statistics and all), differentiable, optionally with
+  activation checkpointing per block.
 """
 from __future__ import annotations
 
@@ -21,59 +26,188 @@ from torch import nn
 from spadekit.layers.blocks import SPADEResBlock
 from spadekit.layers.norms import fold_spectral_norm
 from spadekit.layers.spade import SPADE
-from spadekit.models.generator import SPADEGenerator
+from spadekit.models.generator import SPADEGenerator, checkpointed
 
 
 class LabelMaps:
-    """A label map [N,1,H,W] of channel indices (+ instance edges [N,1,H,W]), resized once per size."""
+    """A label map [N,1,H,W] of channel indices (+ instance edges [N,1,H,W]), resized once per size.
 
-    def __init__(self, label: torch.Tensor, edge: torch.Tensor | None = None):
-        self.label, self.edge = label, edge
-        self._cache: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor | None]] = {}
+    num_labels: label channels (the one-hot width); lookups index tables with a zero row per tap for padding.
+    """
 
-    def at(self, size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor | None]:
-        size = tuple(size)
-        if size not in self._cache:
+    def __init__(self, label: torch.Tensor, edge: torch.Tensor | None = None, num_labels: int | None = None):
+        self.label, self.edge, self.num_labels = label, edge, num_labels
+        self._maps: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor | None]] = {}
+        self._bags: dict[tuple, torch.Tensor] = {}
+        self._scatter: dict[tuple, torch.Tensor] = {}
+
+    def at(self, size) -> tuple[torch.Tensor, torch.Tensor | None]:
+        size = (int(size[0]), int(size[1]))
+        if size not in self._maps:
             if tuple(self.label.shape[-2:]) == size:
-                self._cache[size] = (self.label, self.edge)
+                self._maps[size] = (self.label, self.edge)
             else:
                 label = F.interpolate(self.label.float(), size=size, mode="nearest").long()
                 edge = None if self.edge is None else F.interpolate(self.edge, size=size, mode="nearest")
-                self._cache[size] = (label, edge)
-        return self._cache[size]
+                self._maps[size] = (label, edge)
+        return self._maps[size]
+
+    def bags(self, size, k: int) -> torch.Tensor:
+        """[N*h*w, k*k] table rows read by each output pixel (tap t, class c -> t*(n+1)+c; outside -> t*(n+1)+n)."""
+        key = (int(size[0]), int(size[1]), k)
+        if key not in self._bags:
+            n = self.num_labels
+            label = self.at(size)[0][:, 0]
+            h, w = label.shape[-2:]
+            p = k // 2
+            padded = F.pad(label, (p, p, p, p), value=n)
+            index = torch.stack([padded[:, dy:dy + h, dx:dx + w] for dy in range(k) for dx in range(k)], -1)
+            offsets = torch.arange(k * k, device=label.device) * (n + 1)
+            self._bags[key] = (index + offsets).reshape(-1, k * k)
+        return self._bags[key]
+
+    def scatter(self, size, k: int) -> torch.Tensor:
+        """The transposed bag matrix as sparse CSR [k*k*(n+1), N*h*w]: grad of a table = scatter @ grad of the output."""
+        key = (int(size[0]), int(size[1]), k)
+        if key not in self._scatter:
+            bags = self.bags(size, k)
+            rows = k * k * (self.num_labels + 1)
+            flat = bags.reshape(-1)
+            order = torch.argsort(flat, stable=True)
+            crow = torch.zeros(rows + 1, dtype=torch.long, device=flat.device)
+            crow[1:] = torch.bincount(flat, minlength=rows).cumsum(0)
+            ones = torch.ones(flat.numel(), device=flat.device)
+            self._scatter[key] = torch.sparse_csr_tensor(crow, order // (k * k), ones, (rows, bags.shape[0]))
+        return self._scatter[key]
 
 
+def lookup_table(weight: torch.Tensor, bias: torch.Tensor | None, num_labels: int) -> torch.Tensor:
+    """The one-hot part of a conv weight [out, in, k, k] as a table [k*k*(num_labels+1), out] (differentiable).
+
+    One row per (tap, class) and one zero row per tap for the padding; the bias is added to every row of
+    tap 0 (each output pixel reads exactly one of them).
+    """
+    out, _, k, _ = weight.shape
+    taps = weight[:, :num_labels].permute(2, 3, 1, 0).reshape(k * k, num_labels, out)
+    table = torch.cat([taps, taps.new_zeros(k * k, 1, out)], dim=1)
+    if bias is not None:
+        table = torch.cat([table[:1] + bias, table[1:]])
+    return table.reshape(k * k * (num_labels + 1), out)
+
+
+class _BagSum(torch.autograd.Function):
+    """embedding_bag(sum) of a table; backward: one CSR x dense product (embedding_bag's own is 4x slower)."""
+
+    @staticmethod
+    def forward(ctx, table, maps, size, k):
+        ctx.maps, ctx.key, ctx.dtype = maps, (size, k), table.dtype
+        return F.embedding_bag(maps.bags(size, k), table, mode="sum")
+
+    @staticmethod
+    def backward(ctx, grad):
+        scatter = ctx.maps.scatter(*ctx.key)
+        return (scatter @ grad.float()).to(ctx.dtype), None, None, None
+
+
+def lookup(maps: LabelMaps, size, table: torch.Tensor, k: int, edge_weight: torch.Tensor | None = None) -> torch.Tensor:
+    """conv_kxk(one_hot(label at size) [+ edge]) from its table: [N, out, h, w] (channels_last memory)."""
+    label, edge = maps.at(size)
+    n, _, h, w = label.shape
+    if table.requires_grad and torch.is_grad_enabled():
+        flat = _BagSum.apply(table, maps, (h, w), k)
+    else:
+        flat = F.embedding_bag(maps.bags((h, w), k), table, mode="sum")
+    out = flat.view(n, h, w, -1).permute(0, 3, 1, 2)
+    if edge_weight is not None:
+        out = out + F.conv2d(edge.to(out.dtype), edge_weight.to(out.dtype), padding=k // 2)
+    return out
+
+
+def _shared_convs(spades: list[SPADE]) -> tuple[torch.Tensor, torch.Tensor]:
+    weight = torch.cat([s.shared[0].weight for s in spades])
+    bias = torch.cat([s.shared[0].bias for s in spades])
+    return weight, bias
+
+
+# ---- training (and any differentiable use): the live modules of a SPADEGenerator --------------------
+def _block_forward(block: SPADEResBlock, x: torch.Tensor, maps: LabelMaps, has_edge: bool) -> torch.Tensor:
+    n = maps.num_labels
+    size = x.shape[-2:]
+    first = [block.norm_0] + ([block.norm_shortcut] if block.learned_shortcut else [])
+    k = first[0].shared[0].kernel_size[0]
+
+    def shared(spades):
+        weight, bias = _shared_convs(spades)
+        return lookup(maps, size, lookup_table(weight, bias, n), k, weight[:, n:n + 1] if has_edge else None)
+
+    def modulate(spade: SPADE, x, hidden):
+        hidden = F.relu(hidden)  # gamma and beta as two convs: autocast casts leaf weights once, not a concatenation per call
+        return spade.norm(x) * (1 + spade.gamma(hidden)) + spade.beta(hidden)
+
+    hidden = shared(first).split([s.shared[0].out_channels for s in first], dim=1)
+    shortcut = block.conv_shortcut(modulate(block.norm_shortcut, x, hidden[1])) if block.learned_shortcut else x
+    dx = block.conv_0(F.leaky_relu(modulate(block.norm_0, x, hidden[0]), 0.2))
+    dx = block.conv_1(F.leaky_relu(modulate(block.norm_1, dx, shared([block.norm_1])), 0.2))
+    return shortcut + dx
+
+
+def spade_forward(generator: SPADEGenerator, label: torch.Tensor, edge: torch.Tensor | None = None,
+                  z: torch.Tensor | None = None, num_labels: int | None = None) -> torch.Tensor:
+    """generator(one_hot(label) [+ edge], z) computed with lookups, differentiable in the generator's parameters.
+
+    label: [N,1,H,W] channel indices; edge: [N,1,H,W] instance edges when the generator reads them;
+    num_labels: the one-hot width (default: the generator's semantic channels minus the edge channel).
+    Activation checkpointing per block when `generator.activation_checkpointing` is set (in training).
+    """
+    if type(generator) is not SPADEGenerator:
+        raise TypeError("the fast path supports the SPADE generator only")
+    c = generator.config
+    has_edge = edge is not None
+    maps = LabelMaps(label, edge, num_labels if num_labels is not None else c.semantic_channels - int(has_edge))
+    sh, sw = generator.latent_size
+    if c.use_vae:
+        if z is None:
+            z = torch.randn(label.shape[0], c.z_dim, device=label.device)
+        x = generator.input(z).unflatten(1, (16 * c.ngf, sh, sw))
+    else:
+        conv, n = generator.input, maps.num_labels
+        x = lookup(maps, (sh, sw), lookup_table(conv.weight, conv.bias, n), conv.kernel_size[0],
+                   conv.weight[:, n:n + 1] if has_edge else None)
+    x = x.contiguous(memory_format=torch.channels_last)
+    keep = not (generator.activation_checkpointing and generator.training and torch.is_grad_enabled())
+    for name, block in generator.blocks.items():
+        if generator.upsample_before[name]:
+            x = F.interpolate(x, scale_factor=2, mode="nearest")
+        if keep:
+            x = _block_forward(block, x, maps, has_edge)
+        else:
+            x = checkpointed(block, _block_forward, block, x, maps, has_edge)
+    return torch.tanh(generator.to_rgb(F.leaky_relu(x, 0.2)))
+
+
+def semantic_forward(generator: SPADEGenerator, semantic: torch.Tensor, z: torch.Tensor | None = None,
+                     has_edge: bool = False) -> torch.Tensor:
+    """Drop-in for generator(semantic, z) when `semantic` is a one-hot map (+ an instance-edge channel last)."""
+    num_labels = semantic.shape[1] - int(has_edge)
+    label = semantic[:, :num_labels].argmax(1, keepdim=True)
+    edge = semantic[:, num_labels:] if has_edge else None
+    return spade_forward(generator, label, edge, z, num_labels)
+
+
+# ---- inference: a folded, precomputed twin ----------------------------------------------------------
 class LookupConv(nn.Module):
-    """conv_kxk(one_hot(label) [+ edge channel]) as a table lookup; weights taken from `convs` (concatenated outputs)."""
+    """conv_kxk(one_hot(label) [+ edge channel]) as a table lookup; weights copied from `convs` (outputs concatenated)."""
 
     def __init__(self, convs: list[nn.Conv2d], num_labels: int, has_edge: bool):
         super().__init__()
-        weight = torch.cat([c.weight.detach() for c in convs])  # [out, in, k, k]
+        weight = torch.cat([c.weight.detach() for c in convs])
         bias = torch.cat([c.bias.detach() if c.bias is not None else torch.zeros(c.out_channels) for c in convs])
-        out, _, k, _ = weight.shape
-        self.k, self.num_labels, self.out = k, num_labels, out
-        taps = weight[:, :num_labels].permute(2, 3, 1, 0).reshape(k * k, num_labels, out)
-        # one extra all-zero row per tap: the padding outside the image
-        table = torch.cat([taps, torch.zeros(k * k, 1, out)], dim=1).reshape(k * k * (num_labels + 1), out)
-        self.register_buffer("table", table.contiguous())
-        self.register_buffer("bias", bias)
-        self.register_buffer("offsets", (torch.arange(k * k) * (num_labels + 1)).view(1, k * k, 1, 1))
-        self.edge = None
-        if has_edge:
-            self.edge = nn.Conv2d(1, out, k, padding=k // 2, bias=False)
-            self.edge.weight.data.copy_(weight[:, num_labels:num_labels + 1])
+        self.k, self.num_labels = weight.shape[-1], num_labels
+        self.register_buffer("table", lookup_table(weight, bias, num_labels).contiguous())
+        self.register_buffer("edge_weight", weight[:, num_labels:num_labels + 1].clone() if has_edge else None)
 
-    def forward(self, label: torch.Tensor, edge: torch.Tensor | None) -> torch.Tensor:
-        n, _, h, w = label.shape
-        p = self.k // 2
-        padded = F.pad(label[:, 0], (p, p, p, p), value=self.num_labels)
-        index = torch.stack([padded[:, dy:dy + h, dx:dx + w] for dy in range(self.k) for dx in range(self.k)], 1)
-        index = (index + self.offsets).permute(0, 2, 3, 1).reshape(-1, self.k * self.k)
-        out = F.embedding_bag(index, self.table, mode="sum") + self.bias
-        out = out.view(n, h, w, self.out).permute(0, 3, 1, 2)  # channels_last memory
-        if self.edge is not None:
-            out = out + self.edge(edge.to(out.dtype))
-        return out
+    def forward(self, maps: LabelMaps, size) -> torch.Tensor:
+        return lookup(maps, size, self.table, self.k, self.edge_weight)
 
 
 class FastSPADEBlock(nn.Module):
@@ -94,19 +228,19 @@ class FastSPADEBlock(nn.Module):
 
     @staticmethod
     def _modulate(x, norm, hidden, modulation):
-        # the modulation itself in float32: bf16 here costs ~10 dB of PSNR for no measurable speed
-        gamma, beta = modulation(F.relu(hidden)).float().chunk(2, dim=1)
-        return norm(x.float()) * (1 + gamma) + beta
+        # the modulation itself in float32: bf16 here costs ~10 dB of PSNR for little speed
+        gamma, beta = modulation(F.relu(hidden).to(modulation.weight.dtype)).float().chunk(2, dim=1)
+        return (norm(x.float()) * (1 + gamma) + beta).to(modulation.weight.dtype)
 
     def forward(self, x: torch.Tensor, maps: LabelMaps) -> torch.Tensor:
-        label, edge = maps.at(x.shape[-2:])
-        hidden = self.lookup_in(label, edge).split(self.split, dim=1)
+        size = x.shape[-2:]
+        hidden = self.lookup_in(maps, size).split(self.split, dim=1)
         if self.learned_shortcut:
             shortcut = self.conv_shortcut(self._modulate(x, self.norms[2], hidden[1], self.modulation[2]))
         else:
             shortcut = x
         dx = self.conv_0(F.leaky_relu(self._modulate(x, self.norms[0], hidden[0], self.modulation[0]), 0.2))
-        mid = self.lookup_mid(label, edge)
+        mid = self.lookup_mid(maps, size)
         dx = self.conv_1(F.leaky_relu(self._modulate(dx, self.norms[1], mid, self.modulation[1]), 0.2))
         return shortcut + dx
 
@@ -121,7 +255,11 @@ def _gamma_beta(spade: SPADE) -> nn.Conv2d:
 
 
 class FastGenerator(nn.Module):
-    """Inference-only twin of a SPADEGenerator: forward(label [N,1,H,W] channel ids, edge [N,1,H,W] | None, z | None)."""
+    """Inference-only twin of a SPADEGenerator: forward(label [N,1,H,W] channel ids, edge [N,1,H,W] | None, z | None).
+
+    Works in float32 as built; `to_compute_dtype(torch.bfloat16)` stores the convolutions and tables in
+    bf16 (normalisation statistics and the modulation stay float32).
+    """
 
     def __init__(self, generator: SPADEGenerator, num_labels: int, has_edge: bool):
         super().__init__()
@@ -138,15 +276,26 @@ class FastGenerator(nn.Module):
         self.to_rgb = generator.to_rgb
         self.eval().requires_grad_(False)
 
+    def to_compute_dtype(self, dtype: torch.dtype) -> "FastGenerator":
+        """Store convolution weights and lookup tables in `dtype` (e.g. bfloat16); norms stay float32."""
+        for module in self.modules():
+            if isinstance(module, (nn.Conv2d, nn.Linear, LookupConv)):
+                module.to(dtype)
+        return self
+
+    @property
+    def compute_dtype(self) -> torch.dtype:
+        return self.to_rgb.weight.dtype
+
     def forward(self, label: torch.Tensor, edge: torch.Tensor | None = None, z: torch.Tensor | None = None) -> torch.Tensor:
-        maps = LabelMaps(label, edge)
+        maps = LabelMaps(label, edge, self.num_labels)
         sh, sw = self.latent_size
         if self.use_vae:
             if z is None:
                 z = torch.randn(label.shape[0], self.config.z_dim, device=label.device)
-            x = self.input(z).unflatten(1, (16 * self.config.ngf, sh, sw))
+            x = self.input(z.to(self.compute_dtype)).unflatten(1, (16 * self.config.ngf, sh, sw))
         else:
-            x = self.input(*maps.at((sh, sw)))
+            x = self.input(maps, (sh, sw))
         x = x.contiguous(memory_format=torch.channels_last)
         for name, block in self.blocks.items():
             if self.upsample_before[name]:

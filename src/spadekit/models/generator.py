@@ -1,9 +1,13 @@
 """The SPADE generator: a latent grid upsampled by SPADE residual blocks to an image."""
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import torch.nn.functional as F
+import torch.utils.checkpoint
 from torch import nn
+from torch.nn.utils.spectral_norm import SpectralNorm
 
 from spadekit.config import UPSAMPLING_LAYERS, GeneratorConfig
 from spadekit.layers.blocks import SPADEResBlock
@@ -30,12 +34,54 @@ def generator_block_plan(num_upsampling_layers: str) -> list[tuple[str, int, int
     return plan
 
 
+def checkpointed(module: nn.Module, function, *args):
+    """function(*args) (a forward of `module`) with its activations recomputed in backward instead of kept.
+
+    torch.utils.checkpoint runs the forward again in backward; the buffers that forward updates
+    (spectral-norm u/v, BatchNorm running statistics) are rewound for the recomputation and put back
+    after it, so they are updated once and gradients equal those without checkpointing.
+    """
+    buffers = list(module.buffers())
+    before = [b.detach().clone() for b in buffers]
+    # the weights spectral norm computes stay on their modules as attributes after a forward; let them go
+    # (the hook computes them again before every forward), or they would hold a copy of the weights
+    normalized = [(m, hook.name) for m in module.modules() for hook in m._forward_pre_hooks.values() if isinstance(hook, SpectralNorm)]
+
+    def release():
+        for m, name in normalized:
+            m.__dict__.pop(name, None)
+
+    @contextlib.contextmanager
+    def rewound():
+        after = [b.detach().clone() for b in buffers]
+        with torch.no_grad():
+            for b, v in zip(buffers, before):
+                b.copy_(v)
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for b, v in zip(buffers, after):
+                    b.copy_(v)
+            release()
+
+    out = torch.utils.checkpoint.checkpoint(
+        function, *args, use_reentrant=False, context_fn=lambda: (contextlib.nullcontext(), rewound())
+    )
+    release()
+    return out
+
+
 class SPADEGenerator(nn.Module):
     """G(semantic [B,C,H,W], z [B,z_dim] | None) -> image [B,3,H,W] in [-1, 1].
 
     With use_vae, z (random when None) is mapped by a linear layer to the latent grid; otherwise the
     semantic map, nearest-resized to the latent grid, goes through a 3x3 conv.
+    activation_checkpointing (attribute, not saved): in training, recompute each block's activations
+    in backward instead of keeping them (less memory, about one more forward of time).
     """
+
+    activation_checkpointing = False
 
     def __init__(self, config: GeneratorConfig):
         super().__init__()
@@ -71,5 +117,8 @@ class SPADEGenerator(nn.Module):
         for name, block in self.blocks.items():
             if self.upsample_before[name]:
                 x = F.interpolate(x, scale_factor=2, mode="nearest")
-            x = block(x, semantic)
+            if self.activation_checkpointing and self.training and torch.is_grad_enabled():
+                x = checkpointed(block, block, x, semantic)
+            else:
+                x = block(x, semantic)
         return torch.tanh(self.to_rgb(F.leaky_relu(x, 0.2)))

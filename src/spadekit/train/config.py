@@ -101,6 +101,11 @@ class OptimConfig:
         the trained weights). ema_start: steps before which the EMA just copies the weights.
     seed; deterministic: torch.use_deterministic_algorithms (exactly repeatable runs, slower on GPU).
     device: auto | cpu | cuda. num_threads: torch CPU threads per process (None = torch's choice).
+    activation_checkpointing: recompute the generator blocks' activations in backward instead of
+        keeping them (SPADE generator; much less memory, about one more generator forward of time).
+    fast_path: train the SPADE generator through `spadekit.fast` (its SPADE convs over the one-hot map
+        as table lookups, the same parameters and checkpoints) with fused Adam; same losses within
+        float tolerance, faster on a CPU (see docs/performance.md).
     init_from: a model folder (config.json + *.safetensors, e.g. from `spadekit export-run`) whose
         weights start a new run (fine-tuning, or switching an option that adds no parameters, such
         as model.norm). Normalisation statistics the folder lacks start fresh; a missing
@@ -133,6 +138,8 @@ class OptimConfig:
     deterministic: bool = False
     device: str = "auto"
     num_threads: int | None = None
+    activation_checkpointing: bool = False
+    fast_path: bool = False
     init_from: str | None = None
 
     @property
@@ -291,6 +298,9 @@ def validate(config: TrainConfig, source: str = "config") -> None:
         fail("model.arch", f"must be one of {', '.join(sorted(GENERATORS))}, got {config.model.arch!r}")
     if config.model.arch == "pix2pixhd" and config.model.use_vae:
         fail("model.use_vae", "must be false with model.arch=pix2pixhd (the encoder-decoder baseline has no latent input)")
+    for key in ("activation_checkpointing", "fast_path"):
+        if getattr(t, key) and config.model.arch != "spade":
+            fail(f"train.{key}", f"works with model.arch=spade only (got {config.model.arch!r}); turn it off")
     if config.model.use_vae and config.model.z_dim < 1:
         fail("model.z_dim", f"must be a positive integer, got {config.model.z_dim}")
 
