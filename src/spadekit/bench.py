@@ -5,13 +5,14 @@ and prints one JSON line: median and minimum seconds per call and peak resident 
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import resource
 import statistics
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 
@@ -35,14 +36,18 @@ class Case:
     model: str | None = None  # a model folder or "default": overrides the numbers above
     repeats: int = 5
     threads: int = 2
+    calibrate: bool = True  # infer: BatchNorm statistics from a few train-mode passes first (calibrate_batch_norm)
+    checkpointing: bool = False  # train: activation checkpointing of the generator blocks
+    compile: bool = False  # infer, fast path: torch.compile the fast generator
 
 
 SUITES = {
     "default": [
         Case("ade20k-256-ngf64", num_labels=151, ngf=64, size=256),
         Case("128-ngf32", num_labels=151, ngf=32, size=128),
-        Case("ade20k-256-ngf64", num_labels=151, ngf=64, size=256, mode="train", repeats=3),
-        Case("128-ngf32", num_labels=151, ngf=32, size=128, mode="train"),
+        Case("default-model", model="default"),
+        Case("ade20k-256-ngf64", num_labels=151, ngf=64, size=256, mode="train", repeats=3, checkpointing=True),
+        Case("128-ngf32", num_labels=151, ngf=32, size=128, mode="train", checkpointing=True),
     ],
     "scaling": [Case(f"scale-{s}", ngf=32, size=s, repeats=3) for s in (128, 256, 384, 512)],
 }
@@ -66,13 +71,45 @@ def build_model(case: Case):
     ))
 
 
-def _label(model, batch: int) -> torch.Tensor:
+def _label(model, batch: int, seed: int | None = None) -> torch.Tensor:
+    """Horizontal bands of several classes (seed: random classes and band edges, for BN calibration)."""
     h, w = model.output_size
-    label = torch.zeros(batch, 1, h, w, dtype=torch.long)
     n = model.labels.num_channels
-    for i in range(8):  # horizontal bands of several classes
-        label[:, :, i * h // 8:(i + 1) * h // 8] = (i * 7) % n
+    label = torch.zeros(batch, 1, h, w, dtype=torch.long)
+    if seed is None:
+        for i in range(8):
+            label[:, :, i * h // 8:(i + 1) * h // 8] = (i * 7) % n
+        return label
+    rng = torch.Generator().manual_seed(seed)
+    for b in range(batch):
+        edges = sorted(torch.randint(1, h, (7,), generator=rng).tolist())
+        for top, bottom in zip([0] + edges, edges + [h]):
+            label[b, :, top:bottom] = int(torch.randint(0, n, (1,), generator=rng))
     return label
+
+
+def calibrate_batch_norm(model, passes: int = 3, batch: int = 2) -> None:
+    """Running statistics of the generator's BatchNorm layers from train-mode forwards on random label maps.
+
+    A randomly initialised network keeps mean 0 / var 1, which its activations do not have, so eval-mode
+    outputs are far off scale and rounding is amplified; a trained network's statistics match.
+    """
+    norms = [m for m in model.generator.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
+    momentum = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the passes
+    model.generator.train()
+    with torch.no_grad():
+        for i in range(passes):
+            label = _label(model, batch, seed=100 + i)
+            z = torch.randn(batch, model.config.generator.z_dim) if model.config.generator.use_vae else None
+            model.generator(model.semantic(label), z)
+    for m, value in zip(norms, momentum):
+        m.momentum = value
+    model.generator.eval()
 
 
 def run_case(case: Case) -> dict:
@@ -83,84 +120,143 @@ def run_case(case: Case) -> dict:
     label = _label(model, case.batch)
     z = torch.randn(case.batch, model.config.generator.z_dim) if model.config.generator.use_vae else None
     if case.mode == "infer":
-        step = _infer_step(model, label, z, case.path)
+        if case.calibrate:
+            calibrate_batch_norm(model)
+        step = _infer_step(model, label, z, case)
     else:
-        step = _train_step(model, label, z, case.path)
-    step()  # warm-up
+        step = _train_step(model, label, z, case)
+    losses = [step()]  # warm-up
     times = []
     for _ in range(case.repeats):
         start = time.perf_counter()
         output = step()
         times.append(time.perf_counter() - start)
+        losses.append(output)
     result = {**asdict(case), "median_s": statistics.median(times), "min_s": min(times),
-              "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+              "peak_rss_mb": _peak_rss_mb()}
+    live = _live_peak_mb(step, 2)
+    if live is not None:
+        result["peak_live_mb"] = live
     if case.mode == "infer":
         result["output_checksum"] = float(output.float().abs().mean())
     else:
-        result["losses"] = output
+        result["losses"] = losses  # per iteration, warm-up first
     return result
 
 
-def _infer_step(model, label, z, path):
-    model.eval()
-    if path == "baseline":
-        semantic = None
+def _peak_rss_mb() -> float:
+    """Peak resident memory of this process (VmHWM; ru_maxrss would carry the parent's peak across exec)."""
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
+
+def _live_peak_mb(step, calls: int) -> float | None:
+    """Peak RSS over `calls` more steps with glibc returning every freed block over 256 KiB to the OS, so
+    that it counts live memory, not what the allocator kept after frees (Linux + glibc; else None)."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 256 * 1024)  # M_MMAP_THRESHOLD (fixed from now on)
+        libc.malloc_trim(0)
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")  # reset the peak RSS (VmHWM)
+    except (OSError, AttributeError):
+        return None
+    for _ in range(calls):
+        step()
+    return _peak_rss_mb()
+
+
+def _infer_step(model, label, z, case: Case):
+    model.eval()
+    if case.path == "baseline":
         def step():
-            nonlocal semantic
             with torch.no_grad():
                 semantic = model.semantic(label)  # one-hot built per call, as the reference does
                 return model.generator(semantic, z)
         return step
     from spadekit.fast import FastGenerator
 
-    fast = FastGenerator(model.generator, model.labels.num_channels, model.use_instance).to(memory_format=torch.channels_last)
+    fast = FastGenerator(model.generator, model.labels.num_channels, model.use_instance)
+    fast.to(memory_format=torch.channels_last).to_compute_dtype(torch.bfloat16)
+    forward = torch.compile(fast, dynamic=False) if case.compile else fast
 
     def step():
-        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
-            return fast(label, None, z).float()
+        with torch.inference_mode():
+            return forward(label, None, z).float()
     return step
 
 
-def _train_step(model, label, z, path):
-    """One full iteration: D step (real/fake hinge) and G step (hinge + feature matching + perceptual)."""
+def _train_step(model, label, z, case: Case):
+    """One full iteration as the trainer runs it: G step (hinge + feature matching + perceptual, D frozen),
+    then D step (hinge on fake and real in one batch, the G step's fake detached)."""
     from spadekit import losses
+    from spadekit.fast import semantic_forward
     from spadekit.models.vgg import VGGFeatures
 
     model.train()
+    generator, discriminator = model.generator, model.discriminator
     vgg = VGGFeatures("vgg16", random_init=True)
     h, w = model.output_size
     real = torch.rand(label.shape[0], 3, h, w) * 2 - 1
-    opt_g = torch.optim.Adam(model.generator.parameters(), lr=1e-4, betas=(0, 0.9))
-    opt_d = torch.optim.Adam(model.discriminator.parameters(), lr=4e-4, betas=(0, 0.9))
-    fast = path == "fast"
+    fast = case.path == "fast"
+    generator.activation_checkpointing = fast and case.checkpointing
+    # fused Adam: one kernel per parameter instead of ~8 passes over it (same update, less time and memory)
+    opt_g = torch.optim.Adam(generator.parameters(), lr=1e-4, betas=(0.0, 0.9), fused=fast or None)
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=4e-4, betas=(0.0, 0.9), fused=fast or None)
     if fast:
         model.to(memory_format=torch.channels_last)
         real = real.contiguous(memory_format=torch.channels_last)
 
     def ctx():
-        return torch.autocast("cpu", dtype=torch.bfloat16) if fast else torch.autocast("cpu", enabled=False)
+        # no cast cache: with checkpointing it would keep a bf16 copy of every weight alive through the step
+        return torch.autocast("cpu", dtype=torch.bfloat16, cache_enabled=False) if fast else contextlib.nullcontext()
+
+    def generate(semantic):
+        return semantic_forward(generator, semantic, z, model.use_instance) if fast else generator(semantic, z)
 
     def step():
         semantic = model.semantic(label)
-        with ctx():
-            with torch.no_grad():
-                fake = model.generator(semantic, z)
-            d_loss = losses.hinge_loss(model.discriminator(semantic, fake.detach()), False) + losses.hinge_loss(model.discriminator(semantic, real), True)
-        opt_d.zero_grad(set_to_none=True)
-        d_loss.backward()
-        opt_d.step()
-        with ctx():
-            fake = model.generator(semantic, z)
-            fake_feats = model.discriminator(semantic, fake)
-            with torch.no_grad():
-                real_feats = model.discriminator(semantic, real)
-            g_loss = (losses.hinge_loss(fake_feats, True, False) + losses.feature_matching_loss(fake_feats, real_feats)
-                      + losses.perceptual_loss(vgg(fake), vgg(real)))
+        if fast:
+            semantic = semantic.contiguous(memory_format=torch.channels_last)
+        # G step
         opt_g.zero_grad(set_to_none=True)
-        g_loss.backward()
+        discriminator.requires_grad_(False)
+        with ctx():
+            fake = generate(semantic)
+            pred_fake = discriminator(semantic, fake)
+            with torch.no_grad():
+                pred_real = discriminator(semantic, real)
+            fake_features = vgg(fake)
+            with torch.no_grad():
+                real_features = vgg(real)
+        pred_fake = [[f.float() for f in scale] for scale in pred_fake]
+        pred_real = [[f.float() for f in scale] for scale in pred_real]
+        g_gan = losses.hinge_loss(pred_fake, True, False)
+        g_feat = losses.feature_matching_loss(pred_fake, pred_real)
+        g_vgg = losses.perceptual_loss([f.float() for f in fake_features], [r.float() for r in real_features])
+        (g_gan + g_feat + g_vgg).backward()
         opt_g.step()
-        return {"g": float(g_loss), "d": float(d_loss)}
+        if fast:
+            opt_g.zero_grad(set_to_none=True)  # G's gradients are not needed in the D step
+        discriminator.requires_grad_(True)
+        # D step
+        opt_d.zero_grad(set_to_none=True)
+        fake = fake.detach().float()
+        with ctx():
+            outputs = discriminator(torch.cat([semantic, semantic]), torch.cat([fake, real]))
+        d_fake = losses.hinge_loss([[f.float()[:len(real)] for f in scale] for scale in outputs], False)
+        d_real = losses.hinge_loss([[f.float()[len(real):] for f in scale] for scale in outputs], True)
+        (d_fake + d_real).backward()
+        opt_d.step()
+        return {"G_gan": float(g_gan), "G_feat": float(g_feat), "G_vgg": float(g_vgg), "D_fake": float(d_fake), "D_real": float(d_real)}
     return step
 
 
@@ -172,33 +268,120 @@ def run_in_subprocess(case: Case) -> dict:
 
 
 def compare(cases: list[Case], paths=("baseline", "fast")) -> list[dict]:
-    """Every case on both paths, side by side; returns one row per case with ratios."""
+    """Every case on both paths, side by side; returns one row per case with ratios (and PSNR / loss tracking)."""
     from tqdm import tqdm
 
     rows = []
     for case in tqdm(cases, desc="bench", unit="case"):
-        results = {p: run_in_subprocess(Case(**{**asdict(case), "path": p})) for p in paths}
+        results = {p: run_in_subprocess(replace(case, path=p)) for p in paths}
         for result in results.values():
             print(json.dumps(result), flush=True)
         base, fast = results["baseline"], results["fast"]
-        row = {"case": case.name, "mode": case.mode, "size": case.size, "ngf": case.ngf}
+        row = {"case": case.name, "mode": case.mode, "size": case.size, "ngf": case.ngf, "checkpointing": case.checkpointing}
         if "error" not in base and "error" not in fast:
             row.update(baseline_s=base["median_s"], fast_s=fast["median_s"], speedup=base["median_s"] / fast["median_s"],
                        baseline_mb=base["peak_rss_mb"], fast_mb=fast["peak_rss_mb"], memory_ratio=fast["peak_rss_mb"] / base["peak_rss_mb"])
+            if "peak_live_mb" in base and "peak_live_mb" in fast:
+                row.update(baseline_live_mb=base["peak_live_mb"], fast_live_mb=fast["peak_live_mb"],
+                           live_memory_ratio=fast["peak_live_mb"] / base["peak_live_mb"])
+            if case.mode == "infer":
+                row["psnr_db"] = psnr_fast_vs_float32(case)
+            else:
+                row.update(loss_tracking(base["losses"], fast["losses"]))
         rows.append(row)
     return rows
+
+
+def loss_tracking(baseline: list[dict], fast: list[dict]) -> dict:
+    """Largest relative difference, over the iterations, of the total G and D losses (fast vs float32)."""
+    def rel(keys):
+        return max(abs(sum(f[k] for k in keys) - sum(b[k] for k in keys)) / max(abs(sum(b[k] for k in keys)), 1e-6)
+                   for b, f in zip(baseline, fast))
+    return {"g_loss_rel_diff": rel(("G_gan", "G_feat", "G_vgg")), "d_loss_rel_diff": rel(("D_fake", "D_real"))}
+
+
+def format_table(rows: list[dict]) -> str:
+    lines = [f"{'case':<20}{'mode':<7}{'baseline s':>11}{'fast s':>9}{'speedup':>9}{'mem ratio':>10}{'live mem':>9}  tracking"]
+    for r in rows:
+        if "speedup" not in r:
+            lines.append(f"{r['case']:<20}{r['mode']:<7}  failed (see the JSON lines above)")
+            continue
+        track = (f"PSNR {r['psnr_db']:.1f} dB" if "psnr_db" in r
+                 else f"loss diff G {100 * r['g_loss_rel_diff']:.2f}% D {100 * r['d_loss_rel_diff']:.2f}%")
+        lines.append(f"{r['case']:<20}{r['mode']:<7}{r['baseline_s']:>11.3f}{r['fast_s']:>9.3f}{r['speedup']:>8.2f}x"
+                     f"{r['memory_ratio']:>10.2f}{r.get('live_memory_ratio', float('nan')):>9.2f}  {track}")
+    return "\n".join(lines)
 
 
 def psnr_fast_vs_float32(case: Case) -> float:
     """PSNR (dB) of the fast path's image against the float32 baseline's, same weights and input."""
     torch.manual_seed(0)
-    model = build_model(case).eval()
+    model = build_model(case)
     label = _label(model, 1)
     z = torch.randn(1, model.config.generator.z_dim) if model.config.generator.use_vae else None
-    reference = _infer_step(model, label, z, "baseline")()
-    fast = _infer_step(model, label, z, "fast")()
+    if case.calibrate:
+        calibrate_batch_norm(model)
+    reference = _infer_step(model, label, z, replace(case, path="baseline"))()
+    fast = _infer_step(model, label, z, replace(case, path="fast"))()
     mse = float(((fast - reference) / 2).pow(2).mean())  # images in [-1, 1] -> [0, 1]
     return float("inf") if mse == 0 else 10 * torch.log10(torch.tensor(1.0 / mse)).item()
+
+
+def plot_scaling(rows: list[dict], path) -> str:
+    """Seconds per image against pixels for both paths (PIL; dotted: proportional to pixels through the
+    smallest size), written atomically as a PNG."""
+    from pathlib import Path
+
+    from PIL import Image, ImageDraw
+
+    from spadekit.fileio import atomic_write
+
+    rows = [r for r in rows if "speedup" in r]
+    if not rows:
+        raise ValueError("no measured rows to plot")
+    width, height, left, bottom, top, right = 720, 480, 80, 60, 30, 170
+    pixels = [r["size"] ** 2 for r in rows]
+    series = {"baseline (fp32 eager)": ([r["baseline_s"] for r in rows], (200, 60, 60)),
+              "fast": ([r["fast_s"] for r in rows], (40, 110, 200))}
+    xmax = max(pixels) * 1.05
+    ymax = max(max(v) for v, _ in series.values()) * 1.1
+
+    def xy(px, sec):
+        return (left + px / xmax * (width - left - right), height - bottom - sec / ymax * (height - bottom - top))
+
+    image = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(image)
+    draw.line([xy(0, 0), xy(xmax, 0)], fill="black")
+    draw.line([xy(0, 0), xy(0, ymax)], fill="black")
+    for r, px in zip(rows, pixels):
+        x, y = xy(px, 0)
+        draw.line([(x, y), (x, y + 5)], fill="black")
+        draw.text((x - 18, y + 8), f"{r['size']}^2", fill="black")
+    for i in range(5):
+        sec = ymax * i / 5
+        x, y = xy(0, sec)
+        draw.line([(x - 5, y), (x, y)], fill="black")
+        draw.text((8, y - 6), f"{sec:.2f} s", fill="black")
+    draw.text((width // 2 - 90, height - 25), "pixels per image (side^2)", fill="black")
+    for n, (name, (values, color)) in enumerate(series.items()):
+        points = [xy(px, v) for px, v in zip(pixels, values)]
+        draw.line(points, fill=color, width=3)
+        for x, y in points:
+            draw.ellipse([x - 4, y - 4, x + 4, y + 4], fill=color)
+        per_pixel = values[0] / pixels[0]
+        ideal = [xy(px, per_pixel * px) for px in (pixels[0], max(pixels))]
+        for k in range(0, 40, 2):  # dotted proportional line
+            a, b = k / 40, (k + 1) / 40
+            draw.line([(ideal[0][0] + a * (ideal[1][0] - ideal[0][0]), ideal[0][1] + a * (ideal[1][1] - ideal[0][1])),
+                       (ideal[0][0] + b * (ideal[1][0] - ideal[0][0]), ideal[0][1] + b * (ideal[1][1] - ideal[0][1]))], fill=color)
+        draw.rectangle([width - right + 10, top + 20 * n, width - right + 24, top + 20 * n + 12], fill=color)
+        draw.text((width - right + 30, top + 20 * n), name, fill="black")
+    draw.text((width - right + 10, top + 50), "dotted: time ~ pixels", fill="black")
+    draw.text((left, 8), "SPADE inference on 2 CPU cores: seconds per image", fill="black")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda p: image.save(p, format="PNG"))
+    return str(path)
 
 
 if __name__ == "__main__":

@@ -13,13 +13,16 @@ def register(subparsers) -> None:
     parser.add_argument("--mode", choices=["infer", "train"], default="infer")
     parser.add_argument("--path", choices=["fast", "baseline", "both"], default="both")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--checkpointing", action="store_true", help="train mode: activation checkpointing on the fast path")
+    parser.add_argument("--compile", action="store_true", help="infer mode: torch.compile the fast path")
+    parser.add_argument("--plot", default=None, help="write time against pixels (both paths) as a PNG image here")
     parser.set_defaults(func=run)
 
 
 def run(args) -> int:
     import json
 
-    from spadekit.bench import SUITES, Case, compare, psnr_fast_vs_float32, run_in_subprocess
+    from spadekit.bench import SUITES, Case, compare, format_table, run_in_subprocess
     from spadekit import SpadekitError
 
     if args.suite:
@@ -28,21 +31,19 @@ def run(args) -> int:
         cases = SUITES[args.suite]
     else:
         cases = [Case(args.model or f"{args.size}-ngf{args.ngf}", num_labels=args.labels, ngf=args.ngf, size=args.size, batch=args.batch,
-                      mode=args.mode, model=args.model, repeats=args.repeats)]
+                      mode=args.mode, model=args.model, repeats=args.repeats,
+                      checkpointing=args.checkpointing, compile=args.compile)]
     if args.path != "both":
         for case in cases:
             case.path = args.path
             print(json.dumps(run_in_subprocess(case)))
         return 0
     rows = compare(cases)
-    print(f"\n{'case':<22}{'mode':<7}{'baseline s':>11}{'fast s':>9}{'speedup':>9}{'mem ratio':>10}")
-    for r in rows:
-        if "speedup" in r:
-            print(f"{r['case']:<22}{r['mode']:<7}{r['baseline_s']:>11.3f}{r['fast_s']:>9.3f}{r['speedup']:>8.2f}x{r['memory_ratio']:>10.2f}")
-        else:
-            print(f"{r['case']:<22}{r['mode']:<7}  failed (see the JSON lines above)")
-    infer = [c for c in cases if c.mode == "infer"]
-    if infer:
-        print(f"PSNR fast vs float32 ({infer[0].name}): {psnr_fast_vs_float32(infer[0]):.1f} dB")
+    print()
+    print(format_table(rows))
     print(json.dumps({"ratios": rows}))
+    if args.plot:
+        from spadekit.bench import plot_scaling
+
+        print(f"plot: {plot_scaling(rows, args.plot)}")
     return 0
