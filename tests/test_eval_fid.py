@@ -10,6 +10,7 @@ from spadekit.eval.fid import (
     fid_from_features,
     frechet_distance,
     kernel_inception_distance,
+    kid_subset_size,
     reference_features,
     reference_key,
     resize_for_inception,
@@ -80,9 +81,16 @@ def _mmd_unbiased_loop(x, y):
 def test_kid_matches_direct_unbiased_mmd():
     x, y = _features(n=30, d=6, seed=8), _features(n=30, d=6, seed=9, shift=0.5)
     # One subset of the whole set: a permutation, and MMD does not depend on order.
-    mean, std = kernel_inception_distance(x, y, num_subsets=1, subset_size=30)
+    mean, std = kernel_inception_distance(x, y, num_subsets=1, subset_size=None)
     assert mean == pytest.approx(_mmd_unbiased_loop(x, y), rel=1e-9)
     assert std == 0.0
+
+
+def test_kid_subsets_are_at_most_half_the_set_so_the_std_is_informative():
+    assert kid_subset_size(1000, 5000, 3000) == 1000 and kid_subset_size(1000, 64, 300) == 32 and kid_subset_size(1000, 3, 3) == 3
+    x, y = _features(n=30, d=6, seed=8), _features(n=30, d=6, seed=9, shift=0.5)
+    _, std = kernel_inception_distance(x, y, num_subsets=10, subset_size=1000)
+    assert std > 0
 
 
 def test_kid_near_zero_for_same_distribution_positive_for_shifted():

@@ -172,12 +172,21 @@ def fid_from_features(features1: np.ndarray, features2: np.ndarray) -> float:
     return float(diff @ diff + (a * a).sum() + (b * b).sum() - 2 * trace_sqrt)
 
 
+def kid_subset_size(requested: int, n1: int, n2: int) -> int:
+    """The KID subset size used: `requested` (1000, as clean-fid), but at most half the smaller set, so
+    subsets differ and the reported std means something (with subsets as large as the sets, every
+    subset is the whole set and the std is 0); sets of 2-3 images use all of them."""
+    n = min(n1, n2)
+    return min(requested, n if n < 4 else n // 2)
+
+
 def kernel_inception_distance(
-    features1: np.ndarray, features2: np.ndarray, num_subsets: int = 100, subset_size: int = 1000, seed: int = 0
+    features1: np.ndarray, features2: np.ndarray, num_subsets: int = 100, subset_size: int | None = 1000, seed: int = 0
 ) -> tuple[float, float]:
-    """KID: mean and std over `num_subsets` random subsets of the unbiased MMD^2 with kernel (x.y/d + 1)^3."""
+    """KID: mean and std over `num_subsets` random subsets of the unbiased MMD^2 with kernel (x.y/d + 1)^3.
+    Subsets hold kid_subset_size(subset_size, ...) images; subset_size None = the whole (smaller) set."""
     x, y = np.asarray(features1, np.float64), np.asarray(features2, np.float64)
-    m = min(subset_size, len(x), len(y))
+    m = min(len(x), len(y)) if subset_size is None else kid_subset_size(subset_size, len(x), len(y))
     if m < 2:
         raise SpadekitError(f"KID needs at least 2 images per set, got {len(x)} and {len(y)}")
     dim = x.shape[1]
