@@ -152,3 +152,14 @@ def test_fast_and_plain_pipelines_agree(model_dir):
     a = np.asarray(fast(ids, seed=3, num_images=2)[1], dtype=float)
     b = np.asarray(plain(ids, seed=3, num_images=2)[1], dtype=float)
     assert np.abs(a - b).max() <= 1  # uint8 rounding only
+
+
+def test_bfloat16_pipeline_stores_fast_weights_in_bf16_and_stays_close(model_dir):
+    bf16 = Pipeline.from_pretrained(model_dir, dtype="bfloat16")
+    assert bf16.fast is not None and bf16.fast.compute_dtype == torch.bfloat16
+    fp32 = Pipeline.from_pretrained(model_dir)
+    ids = _ids(fp32)
+    a = np.asarray(fp32(ids, seed=1)[0], dtype=float)
+    b = np.asarray(bf16(ids, seed=1)[0], dtype=float)
+    psnr = 10 * np.log10(255.0 ** 2 / max(((a - b) ** 2).mean(), 1e-12))
+    assert psnr > 30, psnr

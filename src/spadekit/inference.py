@@ -225,6 +225,8 @@ class Pipeline:
         if fast and type(model.generator) is SPADEGenerator:
             self.fast = FastGenerator(model.generator, self.labels.num_channels, model.use_instance).to(self.device)
             self.fast.to(memory_format=torch.channels_last)
+            if self.dtype in (torch.bfloat16, torch.float16):
+                self.fast.to_compute_dtype(self.dtype)  # weights stored in the compute dtype: no cast per call
         self.warnings: list[str] = []
 
     @classmethod
