@@ -27,7 +27,6 @@ from PIL import Image
 
 from spadekit.inference import Pipeline, label_id, replace_label
 
-PAINTINGS_WITH_GRASS = ("meadow", "mountains", "lake", "river")
 STYLES = ("meadow", "snow", "storm", "sunset")
 
 
@@ -103,16 +102,18 @@ def measure(pipe: Pipeline, names: tuple[str, ...] | None = None, seeds: int = 3
             continue
         images = [_array(im) for im in pipe(ids, seed=0, num_images=seeds)]
         record: dict = {}
-        regions = [(int(c), interior(ids == c)) for c in np.unique(ids)]
-        regions = [(c, m) for c, m in regions if m.sum() >= 200]
-        textures = [(c, float(np.mean([local_std(im)[m].mean() for im in images]))) for c, m in regions]
-        record["texture"] = float(np.mean([t for _, t in textures]))
-        record["texture_vs_real"] = float(np.mean([t / reference[c] for c, t in textures if c in reference]))
+        regions = {int(c): interior(ids == c) for c in np.unique(ids)}
+        regions = {c: m for c, m in regions.items() if m.sum() >= 200}  # class -> its interior, when big enough
+        stds = [local_std(im) for im in images]
+        textures = {c: float(np.mean([std[m].mean() for std in stds])) for c, m in regions.items()}
+        record["texture"] = float(np.mean(list(textures.values())))
+        record["texture_vs_real"] = float(np.mean([t / reference[c] for c, t in textures.items() if c in reference]))
         record["seed_difference"] = float(np.mean([np.abs(a - b).mean() for a, b in combinations(images, 2)]))
-        sky_mask, grass_mask = interior(ids == sky), interior(ids == grass)
-        if sky_mask.sum() >= 200:
+        if sky in regions:
+            sky_mask = regions[sky]
             record["sky_rgb"] = np.mean([im[sky_mask].mean(axis=0) for im in images], axis=0).round(4).tolist()
-        if grass_mask.sum() >= 200:
+        if grass in regions:
+            grass_mask = regions[grass]
             record["grass_rgb"] = np.mean([im[grass_mask].mean(axis=0) for im in images], axis=0).round(4).tolist()
             snowy = [_array(im) for im in pipe(replace_label(ids, labels, grass, snow), seed=0, num_images=seeds)]
             rest = interior(ids != grass, 8)

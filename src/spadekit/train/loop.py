@@ -104,14 +104,15 @@ def load_init_weights(model: SPADEModel, folder: str | os.PathLike) -> list[str]
     from safetensors.torch import load_file
 
     folder = Path(folder)
-    if not (folder / "generator.safetensors").is_file():
-        raise SpadekitError(f"train.init_from: {folder} has no generator.safetensors; give a model folder (e.g. from `spadekit export-run`)")
     loaded = []
     for name in ("generator", "encoder", "discriminator"):
         net, path = getattr(model, name), folder / f"{name}.safetensors"
         if net is None or not path.is_file():
             if net is not None and name != "discriminator":
-                raise SpadekitError(f"train.init_from: {folder} has no {name}.safetensors, which this config's model needs")
+                raise SpadekitError(
+                    f"train.init_from: {folder} has no {name}.safetensors, which this config's model needs; "
+                    "give a model folder (e.g. from `spadekit export-run`)"
+                )
             continue
         state = load_file(path)
         own = net.state_dict()
@@ -461,7 +462,7 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, resume: bool = False,
     for net in (model.generator, model.encoder, model.discriminator):
         if net is not None:
             init_weights(net, 0.02)
-    if t.init_from and not (resume and any((run_dir / "checkpoints").glob("step_*.pt"))):
+    if t.init_from and not (resume and ckpt.list_checkpoints(run_dir)):
         loaded = load_init_weights(model, t.init_from)
         if info.is_main:
             print(f"initialised {', '.join(loaded)} from {t.init_from}", flush=True)
