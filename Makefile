@@ -19,9 +19,11 @@ $(STAMP): pyproject.toml Makefile
 
 setup: $(STAMP)
 
-# Debian's Chromium for the browser tests (Playwright drives it; it never downloads a browser).
+# Debian's Chromium for the browser tests (Playwright drives it; it never downloads a browser), and a C++
+# compiler for torch.compile (the compiled SPADE kernels; their test compiles them).
 browser-deps:
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || echo "warning: could not install chromium; browser tests will fail"
+	@command -v g++ >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq g++ >/dev/null; } || echo "warning: could not install g++; the torch.compile test will fail"
 
 demo: $(STAMP)
 	$(PY) -m spadekit.cli demo --out outputs/demo

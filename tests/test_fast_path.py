@@ -1,6 +1,7 @@
 """The fast inference path computes what the plain generator computes (parity fixtures included)."""
 from __future__ import annotations
 
+import copy
 import json
 import sys
 from pathlib import Path
@@ -48,3 +49,49 @@ def test_fast_path_matches_plain_generator(variant):
     fast = FastGenerator(model.generator, model.labels.num_channels, model.use_instance)
     with torch.inference_mode():
         torch.testing.assert_close(fast(label, edge, z), model.generator(semantic, z), atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+def test_fast_spectral_norm_gives_torchs_weight_gradient_and_power_iteration(memory_format):
+    from spadekit.fast import FastSpectralNorm, use_fast_spectral_norm
+
+    torch.manual_seed(0)
+    plain = torch.nn.utils.spectral_norm(torch.nn.Conv2d(6, 5, 3, padding=1)).to(memory_format=memory_format)
+    fast = copy.deepcopy(plain)
+    assert use_fast_spectral_norm(fast) == 1
+    assert any(isinstance(h, FastSpectralNorm) for h in fast._forward_pre_hooks.values())
+    x = torch.randn(2, 6, 7, 7).contiguous(memory_format=memory_format)
+    grad = torch.randn(2, 5, 7, 7)
+    for _ in range(3):  # three training steps: power iteration, forward, backward
+        for net in (plain, fast):
+            net.zero_grad()
+            net(x).backward(grad)
+        torch.testing.assert_close(fast.weight_u, plain.weight_u, atol=1e-6, rtol=1e-5)
+        torch.testing.assert_close(fast.weight_v, plain.weight_v, atol=1e-6, rtol=1e-5)
+        torch.testing.assert_close(fast.weight, plain.weight, atol=1e-6, rtol=1e-5)
+        torch.testing.assert_close(fast.weight_orig.grad, plain.weight_orig.grad, atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(fast.bias.grad, plain.bias.grad)
+        with torch.no_grad():  # a step, so the next power iteration sees a changed weight
+            for net in (plain, fast):
+                net.weight_orig -= 0.1 * net.weight_orig.grad
+    assert set(fast.state_dict()) == set(plain.state_dict())
+
+
+def test_compiled_kernels_give_the_eager_output():
+    import spadekit.fast as fast_module
+
+    model = SPADEModel(tiny_model_config(use_vae=False, norm="instance", crop_size=64)).eval()
+    h, w = model.output_size
+    label = torch.randint(0, model.labels.num_channels, (2, 1, h, w))
+    edge = model.semantic(label, label)[:, -1:] if model.use_instance else None
+    fast = FastGenerator(model.generator, model.labels.num_channels, model.use_instance)
+    eager = fast_module._KERNELS["modulate"]
+    with torch.inference_mode():
+        expected = fast(label, edge)
+    try:
+        assert fast_module.compile_kernels(), "torch.compile failed (the Makefile installs g++ for it)"
+        assert fast_module._KERNELS["modulate"] is not eager
+        with torch.inference_mode():
+            torch.testing.assert_close(fast(label, edge), expected, atol=1e-5, rtol=1e-5)
+    finally:
+        fast_module._KERNELS["modulate"] = eager

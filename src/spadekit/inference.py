@@ -23,7 +23,7 @@ from spadekit import SpadekitError
 from spadekit.data.labels import LabelSet
 from spadekit.layers.norms import fold_spectral_norm
 from spadekit.data.semantic import instance_edges
-from spadekit.fast import FastGenerator
+from spadekit.fast import FastGenerator, compile_kernels
 from spadekit.models import SPADEGenerator, SPADEModel
 
 LabelMapInput = Union[str, os.PathLike, Image.Image, np.ndarray]
@@ -206,10 +206,12 @@ class Pipeline:
 
     device: "cpu", "cuda", ... dtype: float32, bfloat16, float16 (CUDA) or "auto".
     Spectral norm is folded into plain weights and inference runs under torch.inference_mode.
+    compile: torch.compile the fast path's elementwise SPADE kernels (a few seconds once per process and
+    per resolution; worth it for a server or many images; falls back to eager, with a warning, if it fails).
     """
 
     def __init__(self, model: SPADEModel, device: str | torch.device = "cpu", dtype: str | torch.dtype | None = "float32",
-                 batch_size: int = 4, fast: bool = True):
+                 batch_size: int = 4, fast: bool = True, compile: bool = False):
         self.device = torch.device(device)
         self.dtype = pick_dtype(dtype, self.device)
         self.batch_size = batch_size
@@ -228,11 +230,14 @@ class Pipeline:
             if self.dtype in (torch.bfloat16, torch.float16):
                 self.fast.to_compute_dtype(self.dtype)  # weights stored in the compute dtype: no cast per call
         self.warnings: list[str] = []
+        if compile and self.fast is not None and not compile_kernels():
+            self.warnings.append("torch.compile is not available here (it needs a C++ compiler); running the eager fast path")
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | os.PathLike, device: str = "cpu", dtype: str | torch.dtype | None = "float32",
-                        batch_size: int = 4, fast: bool = True) -> "Pipeline":
-        return cls(SPADEModel.from_pretrained(resolve_model_path(name_or_path)), device=device, dtype=dtype, batch_size=batch_size, fast=fast)
+                        batch_size: int = 4, fast: bool = True, compile: bool = False) -> "Pipeline":
+        return cls(SPADEModel.from_pretrained(resolve_model_path(name_or_path)), device=device, dtype=dtype,
+                   batch_size=batch_size, fast=fast, compile=compile)
 
     # ---- properties -----------------------------------------------------------------------------
     @property

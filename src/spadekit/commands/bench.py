@@ -14,7 +14,7 @@ def register(subparsers) -> None:
     parser.add_argument("--path", choices=["fast", "baseline", "both"], default="both")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--checkpointing", action="store_true", help="train mode: activation checkpointing on the fast path")
-    parser.add_argument("--compile", action="store_true", help="infer mode: torch.compile the fast path")
+    parser.add_argument("--compile", action="store_true", help="infer mode: torch.compile the fast path's SPADE kernels")
     parser.add_argument("--plot", default=None, help="write time against pixels (both paths) as a PNG image here")
     parser.set_defaults(func=run)
 

@@ -26,6 +26,7 @@ def register(subparsers) -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="auto", help="float32, bfloat16, float16 (CUDA) or auto")
     parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--compile", action="store_true", help="torch.compile the SPADE kernels (seconds once; pays off for many images)")
     parser.set_defaults(func=run)
 
 
@@ -54,7 +55,8 @@ def run(args) -> int:
     if args.num < 1:
         raise SpadekitError(f"--num must be at least 1, got {args.num}")
     files = collect_inputs(args.inputs)
-    pipe = Pipeline.from_pretrained(args.model, device=args.device, dtype=args.dtype, batch_size=args.batch_size)
+    pipe = Pipeline.from_pretrained(args.model, device=args.device, dtype=args.dtype, batch_size=args.batch_size,
+                                    compile=args.compile)
     replacements = parse_replacements(args.replace)
     for a, b in replacements:  # validate names before any work
         label_id(pipe.labels, a), label_id(pipe.labels, b)

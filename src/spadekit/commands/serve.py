@@ -20,11 +20,12 @@ def register(subparsers) -> None:
     parser.add_argument("--dtype", default="auto", help="float32, bfloat16, float16 (CUDA) or auto (default)")
     parser.add_argument("--max-upload-mb", type=float, default=8.0, help="largest request body in MiB (default 8)")
     parser.add_argument("--max-pixels", type=int, default=2048 * 2048, help="largest label map / style image in pixels (default 2048*2048)")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the SPADE kernels at start (seconds; faster frames after)")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
     parser.set_defaults(func=run)
 
 
-def load_pipeline(model: str, device: str = "cpu", dtype: str = "auto"):
+def load_pipeline(model: str, device: str = "cpu", dtype: str = "auto", compile: bool = False):
     """(pipeline, is_random): the requested model, or the random landscape model for a missing bundled default."""
     from spadekit.inference import Pipeline, bundled_model_path
 
@@ -32,7 +33,7 @@ def load_pipeline(model: str, device: str = "cpu", dtype: str = "auto"):
         from spadekit.commands.demo import random_landscape_pipeline
 
         return random_landscape_pipeline(), True
-    return Pipeline.from_pretrained(model, device=device, dtype=dtype), False
+    return Pipeline.from_pretrained(model, device=device, dtype=dtype, compile=compile), False
 
 
 def _check_port(host: str, port: int) -> int:
@@ -67,7 +68,7 @@ def run(args) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    pipe, is_random = load_pipeline(args.model, args.device, args.dtype)
+    pipe, is_random = load_pipeline(args.model, args.device, args.dtype, args.compile)
     if is_random:
         print("note: the bundled default model is not in this installation yet; serving a RANDOMLY INITIALISED small "
               "model, so images show the app working, not a trained result.")
