@@ -99,3 +99,27 @@ def test_bad_config_is_a_clear_error():
         TransformConfig(preprocess="zoom")
     with pytest.raises(SpadekitError, match="crop_size"):
         TransformConfig(crop_size=0)
+
+
+def test_color_grading_changes_the_photo_only_in_training_and_is_seeded():
+    rng = np.random.default_rng(0)
+    image = rng.integers(30, 220, (64, 64, 3), dtype=np.uint8)
+    label = rng.integers(0, 5, (64, 64))
+    graded = PairedTransform(TransformConfig(preprocess="none", flip=False, size_multiple=1, color_grading=1.0))
+    plain = PairedTransform(TransformConfig(preprocess="none", flip=False, size_multiple=1))
+    a, la, _ = graded(image, label, rng=np.random.default_rng(1))
+    b, _, _ = graded(image, label, rng=np.random.default_rng(1))
+    c, _, _ = graded(image, label, rng=np.random.default_rng(2))
+    np.testing.assert_array_equal(a, b)  # deterministic for a seed
+    np.testing.assert_array_equal(la, label)  # the label map is untouched
+    assert np.abs(a.astype(int) - image).mean() > 3 and np.abs(a.astype(int) - c).mean() > 3
+    # a global grade: per-channel means move, but the image stays the same picture (strongly correlated)
+    assert np.corrcoef(a.reshape(-1).astype(float), image.reshape(-1).astype(float))[0, 1] > 0.8
+    off, _, _ = graded(image, label, rng=np.random.default_rng(1), random=False)  # evaluation: no grade
+    np.testing.assert_array_equal(off, image)
+    np.testing.assert_array_equal(plain(image, label, rng=np.random.default_rng(1))[0], image)  # off by default
+
+
+def test_color_grading_strength_is_validated():
+    with pytest.raises(SpadekitError, match="color_grading"):
+        TransformConfig(color_grading=-1)

@@ -34,6 +34,8 @@ class DataConfig:
     preprocess / load_size / crop_size / aspect_ratio / flip: see `spadekit.data.transforms`.
     num_workers: DataLoader worker processes (0 = load in the training process).
     limit: use only the first N pairs (None = all); for smoke runs.
+    color_grading: random global colour grade of training photos (0 = off, 1 = typical; see
+        `spadekit.data.transforms.TransformConfig`): what a style photo can then steer.
     """
 
     dataset: str = "folder"
@@ -48,6 +50,7 @@ class DataConfig:
     flip: bool = True
     num_workers: int = 2
     limit: int | None = None
+    color_grading: float = 0.0
 
 
 @dataclass

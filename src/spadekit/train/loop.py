@@ -52,7 +52,8 @@ def build_dataset(config: TrainConfig):
             "(for the landscape model, make it with `spadekit data make-landscapes`)"
         )
     transform = TransformConfig(
-        preprocess=d.preprocess, load_size=d.load_size, crop_size=d.crop_size, aspect_ratio=d.aspect_ratio, flip=d.flip
+        preprocess=d.preprocess, load_size=d.load_size, crop_size=d.crop_size, aspect_ratio=d.aspect_ratio, flip=d.flip,
+        color_grading=d.color_grading,
     )
     return build(
         d.dataset, d.root, d.split, label_set=d.labels, instances=d.use_instance, transform=transform,
