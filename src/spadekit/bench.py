@@ -48,7 +48,7 @@ SUITES = {
         Case("128-ngf32", num_labels=151, ngf=32, size=128),
         Case("default-model", model="default"),
         Case("default-model-compiled", model="default", compile=True),
-        Case("ade20k-256-ngf64", num_labels=151, ngf=64, size=256, mode="train", repeats=3),
+        Case("ade20k-256-ngf64", num_labels=151, ngf=64, size=256, mode="train", repeats=5),
         Case("ade20k-256-ngf64-ckpt", num_labels=151, ngf=64, size=256, mode="train", repeats=3, checkpointing=True),
         Case("128-ngf32", num_labels=151, ngf=32, size=128, mode="train", checkpointing=True),
     ],
