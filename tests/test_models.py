@@ -10,6 +10,7 @@ from spadekit import losses
 from spadekit.config import GeneratorConfig
 from spadekit.layers.norms import fold_spectral_norm, has_spectral_norm
 from spadekit.layers.spade import SPADE
+from spadekit.bench import calibrate_batch_norm
 from spadekit.models import SPADEModel
 
 from helpers import tiny_model_config
@@ -168,3 +169,23 @@ def test_losses_by_hand():
     f = [torch.ones(1, 1, 2, 2)] * 2
     r = [torch.zeros(1, 1, 2, 2)] * 2
     assert losses.perceptual_loss(f, r, (0.5, 1.0), weight=2.0).item() == pytest.approx(3.0)
+
+
+def test_float16_storage_halves_the_folder_and_reloads_as_float32_close_to_the_original(tmp_path):
+    torch.manual_seed(0)
+    model = SPADEModel(tiny_model_config(use_vae=True, norm="batch")).eval()
+    calibrate_batch_norm(model)  # running statistics that match the activations, as a trained model has
+    full = model.save_pretrained(tmp_path / "fp32")
+    half = model.save_pretrained(tmp_path / "fp16", dtype=torch.float16)
+    for name in ("generator", "encoder", "discriminator"):
+        size32, size16 = (full / f"{name}.safetensors").stat().st_size, (half / f"{name}.safetensors").stat().st_size
+        assert size16 < 0.55 * size32, (name, size16, size32)
+    reloaded = SPADEModel.from_pretrained(half).eval()
+    assert all(p.dtype == torch.float32 for p in reloaded.parameters())
+    semantic, _ = _inputs(model)
+    z = torch.randn(2, model.config.generator.z_dim)
+    with torch.no_grad():
+        a, b = model.generator(semantic, z), reloaded.generator(semantic, z)
+    psnr = 10 * torch.log10(4 / (a - b).pow(2).mean())
+    assert psnr > 40, float(psnr)
+    assert not torch.equal(a, b)  # the weights really were rounded

@@ -72,8 +72,13 @@ class SPADEModel(nn.Module):
         return self.generator(semantic, z)
 
     # ---- save / load -------------------------------------------------------------------------------
-    def save_pretrained(self, directory: str | os.PathLike, include_discriminator: bool = True) -> Path:
-        """Write config.json and generator/encoder/discriminator .safetensors to `directory` (atomic per file)."""
+    def save_pretrained(self, directory: str | os.PathLike, include_discriminator: bool = True,
+                        dtype: torch.dtype | None = None) -> Path:
+        """Write config.json and generator/encoder/discriminator .safetensors to `directory` (atomic per file).
+
+        dtype: store floating-point tensors in this dtype (e.g. torch.float16: half the size; they are
+        loaded back into float32 parameters by from_pretrained). None keeps the parameters' own.
+        """
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         config = self.config.to_dict()
@@ -85,6 +90,8 @@ class SPADEModel(nn.Module):
         for name, net in parts.items():
             if net is not None:
                 tensors = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+                if dtype is not None:
+                    tensors = {k: v.to(dtype) if v.is_floating_point() else v for k, v in tensors.items()}
                 atomic_write(directory / f"{name}.safetensors", lambda p, t=tensors: save_file(t, p, metadata={"format": "pt"}))
         atomic_write(directory / CONFIG_NAME, lambda p: Path(p).write_text(json.dumps(config, indent=2) + "\n"))
         return directory
