@@ -1,35 +1,55 @@
 """The bundled default model on paintings it never saw: the parts of issue 6's bar it meets.
 
-The starter paintings (src/spadekit/assets/paintings, hand-authored) and style photos are not part
-of the training data. Measurements come from spadekit.eval.landscape_checks (0..1 colour scale).
-Checked here (met by the bundled model):
+The starter paintings (src/spadekit/assets/paintings, hand-authored, all eight) and style photos are
+not part of the training data. Measurements come from spadekit.eval.landscape_checks (0..1 colour
+scale). Checked here (met by the bundled model):
+- not flat: texture inside label regions at least 0.4x that of real photos of the same classes on
+  average over the paintings, and at least 0.3x in each;
+- seeds: two seeds differ by a mean absolute difference of at least 0.02 on every painting;
 - colours: sky bluer than grass (blue minus red at least 0.1 higher), grass green (G above R and B);
-- grass -> snow: the grass region gets at least 0.2 brighter and nearly colourless, and the rest of
-  the image changes at most half as much as the region;
+- grass -> snow: the grass region ends at least 0.6 bright and 0.2 brighter, nearly colourless, and
+  the rest of the image changes at most half as much as the region;
 - style: style photos change the output colours (mean L1 distance between outputs >= 0.05).
-Not met yet, so not asserted (docs/model_card.md tabulates them): texture at least 0.4x real
-photos', seeds differing by >= 0.02, snow region mean >= 0.6, outputs following their own style
-photo's colour for 5 of 6 pairs.
+Not met yet, so not asserted (docs/model_card.md tabulates it): outputs following their own style
+photo's mean colour for 5 of 6 pairs of style photos.
 """
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from spadekit.eval.landscape_checks import measure
+from spadekit.eval.landscape_checks import measure, paintings
 from spadekit.inference import Pipeline
 
 pytestmark = pytest.mark.slow
+
+NAMES = tuple(paintings())
+WITH_GRASS = ("meadow", "lake", "mountains", "river", "coast")
 
 
 @pytest.fixture(scope="module")
 def results():
     pipe = Pipeline.from_pretrained("default")
     assert pipe.has_encoder and pipe.size == (256, 256)
-    return measure(pipe, names=("meadow", "lake"), seeds=2)
+    return measure(pipe, seeds=3)  # as docs/model_card.md reports them
 
 
-@pytest.mark.parametrize("name", ["meadow", "lake"])
+def test_all_paintings_measured(results):
+    assert set(results) == set(NAMES) and len(NAMES) == 8
+    assert {n for n in NAMES if "grass_rgb" in results[n]} == set(WITH_GRASS)
+
+
+def test_images_are_not_flat(results):
+    ratios = [results[n]["texture_vs_real"] for n in NAMES]
+    assert np.mean(ratios) >= 0.4 and min(ratios) >= 0.3, ratios
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_seeds_give_different_images(results, name):
+    assert results[name]["seed_difference"] >= 0.02, results[name]
+
+
+@pytest.mark.parametrize("name", WITH_GRASS)
 def test_sky_bluer_than_grass_and_grass_green(results, name):
     r = results[name]
     sky, grass = r["sky_rgb"], r["grass_rgb"]
@@ -37,18 +57,17 @@ def test_sky_bluer_than_grass_and_grass_green(results, name):
     assert grass[1] > grass[0] and grass[1] > grass[2], r
 
 
-@pytest.mark.parametrize("name", ["meadow", "lake"])
+@pytest.mark.parametrize("name", WITH_GRASS)
 def test_grass_to_snow_turns_the_region_white(results, name):
     r = results[name]
-    assert r["snow_brightness_after"] >= r["snow_brightness_before"] + 0.2, r
+    assert r["snow_brightness_after"] >= max(0.6, r["snow_brightness_before"] + 0.2), r
     assert r["snow_saturation"] <= 0.15, r
     assert r["snow_rest_change"] <= 0.5 * r["snow_region_change"], r
 
 
-@pytest.mark.parametrize("name", ["meadow", "lake"])
+@pytest.mark.parametrize("name", NAMES)
 def test_style_photos_change_the_colours(results, name):
-    r = results[name]
-    assert r["style_spread"] >= 0.05, r
+    assert results[name]["style_spread"] >= 0.05, results[name]
 
 
 def test_the_landscape_segmenter_ships_with_the_model():
