@@ -22,10 +22,9 @@ import copy
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-from spadekit.layers.blocks import SPADEResBlock
 from torch.nn.utils.spectral_norm import SpectralNorm
 
+from spadekit.layers.blocks import SPADEResBlock
 from spadekit.layers.norms import fold_spectral_norm
 from spadekit.layers.spade import SPADE
 from spadekit.models.generator import SPADEGenerator, checkpointed
@@ -234,13 +233,12 @@ class _SpectralDivide(torch.autograd.Function):
         if not ctx.needs_input_grad[0]:
             return None, None, None
         weight, u, v, sigma = ctx.saved_tensors
-        if grad.stride() != weight.stride():
-            grad = grad.contiguous(memory_format=torch.channels_last if _memory_matrix(weight)[1] else torch.contiguous_format)
-        grad_matrix, permuted = _memory_matrix(grad)
-        coefficient = torch.dot(grad_matrix.reshape(-1), _memory_matrix(weight)[0].reshape(-1)) / (sigma * sigma)
+        weight_matrix, permuted = _memory_matrix(weight)
+        if grad.stride() != weight.stride():  # the gradient in the weight's layout, so both read in memory order
+            grad = grad.contiguous(memory_format=torch.channels_last if permuted else torch.contiguous_format)
+        coefficient = torch.dot(_memory_matrix(grad)[0].reshape(-1), weight_matrix.reshape(-1)) / (sigma * sigma)
         out = grad / sigma
-        out_matrix, _ = _memory_matrix(out)
-        out_matrix.addr_(u, _to_memory_order(v, weight.shape) if permuted else v, alpha=-float(coefficient))
+        _memory_matrix(out)[0].addr_(u, _to_memory_order(v, weight.shape) if permuted else v, alpha=-float(coefficient))
         return out, None, None
 
 
@@ -248,10 +246,10 @@ class FastSpectralNorm(SpectralNorm):
     """torch's SpectralNorm hook (same power iteration, buffers and state dict) with the fused gradient above."""
 
     def compute_weight(self, module, do_power_iteration: bool) -> torch.Tensor:
+        if self.dim != 0:  # only transposed convolutions; torch's own computation
+            return super().compute_weight(module, do_power_iteration)
         weight = getattr(module, self.name + "_orig")
         u, v = getattr(module, self.name + "_u"), getattr(module, self.name + "_v")
-        if self.dim != 0:
-            return super().compute_weight(module, do_power_iteration)
         if do_power_iteration:
             matrix, permuted = _memory_matrix(weight.detach())
             with torch.no_grad():

@@ -473,9 +473,7 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, resume: bool = False,
     if t.fast_path:  # spectral norm's gradient in three passes over each weight instead of about eight
         from spadekit.fast import use_fast_spectral_norm
 
-        for net in (model.generator, model.encoder, model.discriminator):
-            if net is not None:
-                use_fast_spectral_norm(net)
+        use_fast_spectral_norm(model)
     device = info.device
     model.generator.activation_checkpointing = t.activation_checkpointing  # an attribute: checkpoints are unchanged
     g_step = GeneratorStep(model.generator, model.encoder, t.fast_path, use_instance).to(device)
