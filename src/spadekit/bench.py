@@ -185,8 +185,9 @@ def _infer_step(model, label, z, case: Case):
                 semantic = model.semantic(label)  # one-hot built per call, as the reference does
                 return model.generator(semantic, z)
         return step
-    from spadekit.fast import FastGenerator, compile_kernels
+    from spadekit.fast import FastGenerator, compile_kernels, keep_freed_memory
 
+    keep_freed_memory()
     fast = FastGenerator(model.generator, model.labels.num_channels, model.use_instance)
     fast.to(memory_format=torch.channels_last).to_compute_dtype(torch.bfloat16)
     if case.compile and not compile_kernels():
@@ -216,8 +217,9 @@ def _train_step(model, label, z, case: Case):
     opt_g = torch.optim.Adam(generator.parameters(), lr=1e-4, betas=(0.0, 0.9), fused=fast or None)
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=4e-4, betas=(0.0, 0.9), fused=fast or None)
     if fast:
-        from spadekit.fast import use_fast_spectral_norm
+        from spadekit.fast import keep_freed_memory, use_fast_spectral_norm
 
+        keep_freed_memory()
         use_fast_spectral_norm(model)
         # weights stay in the default layout (activations are channels_last): measured as fast as channels_last
         # weights, which fused Adam copies to contiguous and back every step

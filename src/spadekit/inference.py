@@ -23,7 +23,7 @@ from spadekit import SpadekitError
 from spadekit.data.labels import LabelSet
 from spadekit.layers.norms import fold_spectral_norm
 from spadekit.data.semantic import instance_edges
-from spadekit.fast import FastGenerator, compile_kernels
+from spadekit.fast import FastGenerator, compile_kernels, keep_freed_memory
 from spadekit.models import SPADEGenerator, SPADEModel
 
 LabelMapInput = Union[str, os.PathLike, Image.Image, np.ndarray]
@@ -226,6 +226,7 @@ class Pipeline:
         self.fast = None
         if fast and type(model.generator) is SPADEGenerator:
             self.fast = FastGenerator(model.generator, self.labels.num_channels, model.use_instance).to(self.device)
+            keep_freed_memory()
             self.fast.to(memory_format=torch.channels_last)
             if self.dtype in (torch.bfloat16, torch.float16):
                 self.fast.to_compute_dtype(self.dtype)  # weights stored in the compute dtype: no cast per call

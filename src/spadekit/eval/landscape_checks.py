@@ -7,8 +7,12 @@ paintings (hand-authored, not part of the training data) and the bundled style p
 - seeds: different seeds give different images (mean absolute difference);
 - colours: sky comes out bluer than grass, and grass green;
 - snow: replacing grass by snow changes the grass region and makes it bright and white;
-- style: a style photo steers the colours (each output's mean colour is closer to its own style
-  photo's than to the others').
+- style: a style photo steers the colours. Two measurements: (a) graded style photos: each bundled
+  style photo made warmer, cooler, darker and brighter (the same photo, only its colour changed)
+  must move the output's mean colour the same way (warmth = red minus blue; brightness = mean), and
+  by a fair share of the photo's own change (the gain: output change / photo change); (b) pairs of
+  style photos: each output's mean colour closer to its own photo's than to the other's (ill-posed
+  when photos share a mean colour, as three of the four bundled ones nearly do, so reported only).
 
     python -m spadekit.eval.landscape_checks [MODEL]      # prints the measurements as JSON
 
@@ -28,6 +32,9 @@ from PIL import Image
 from spadekit.inference import Pipeline, label_id, replace_label
 
 STYLES = ("meadow", "snow", "storm", "sunset")
+# graded versions of each style photo: name -> (per-channel RGB factors, the measure it changes)
+GRADES = {"warmer": ((1.15, 1.0, 0.85), "warmth"), "cooler": ((0.85, 1.0, 1.15), "warmth"),
+          "darker": ((0.7, 0.7, 0.7), "brightness"), "brighter": ((1.3, 1.3, 1.3), "brightness")}
 
 
 def _array(image: Image.Image) -> np.ndarray:
@@ -54,6 +61,16 @@ def paintings() -> dict[str, np.ndarray]:
     from spadekit.data.landscape_paintings import load_painting, painting_specs
 
     return {spec["name"]: load_painting(spec["name"]) for spec in painting_specs()}
+
+
+def graded(photo: Image.Image, factors) -> Image.Image:
+    """The photo with each RGB channel multiplied by a factor (clipped to 0..255)."""
+    array = np.clip(_array(photo) * np.asarray(factors), 0.0, 1.0)
+    return Image.fromarray((array * 255.0 + 0.5).astype(np.uint8))
+
+
+def _colour_measure(rgb: np.ndarray, kind: str) -> float:
+    return float(rgb[0] - rgb[2]) if kind == "warmth" else float(rgb.mean())
 
 
 def style_photos() -> dict[str, Image.Image]:
@@ -90,7 +107,8 @@ def measure(pipe: Pipeline, names: tuple[str, ...] | None = None, seeds: int = 3
     same classes), seed_difference, sky_rgb / grass_rgb, the snow swap (brightness of the grass
     region before/after, its change, the change elsewhere, its saturation) and style steering
     (pairs of style photos whose outputs lie closer to their own photo's mean colour than to the
-    other's; spread = mean L1 distance between the outputs' mean colours).
+    other's; spread = mean L1 distance between the outputs' mean colours; graded style photos whose
+    colour change the output follows, of 16, and the median gains for warmth and brightness).
     """
     labels = pipe.model.labels
     grass, sky, snow = (label_id(labels, n) for n in ("grass", "sky", "snow"))
@@ -134,6 +152,19 @@ def measure(pipe: Pipeline, names: tuple[str, ...] | None = None, seeds: int = 3
             record["style_pairs_right"] = int(right)
             record["style_pairs"] = len(pairs)
             record["style_spread"] = float(np.mean([np.abs(outs[a] - outs[b]).sum() for a, b in pairs]))
+            right, gains = 0, {"warmth": [], "brightness": []}
+            for s, photo in photos.items():
+                for factors, kind in GRADES.values():
+                    changed = graded(photo, factors)
+                    photo_change = _colour_measure(_array(changed).reshape(-1, 3).mean(axis=0), kind) - _colour_measure(means[s], kind)
+                    result = _array(pipe(ids, seed=0, style_image=changed)[0]).reshape(-1, 3).mean(axis=0)
+                    out_change = _colour_measure(result, kind) - _colour_measure(outs[s], kind)
+                    right += int(np.sign(out_change) == np.sign(photo_change))
+                    gains[kind].append(out_change / photo_change)
+            record["style_grades_right"] = right
+            record["style_grades"] = len(photos) * len(GRADES)
+            record["style_gain_warmth"] = float(np.median(gains["warmth"]))
+            record["style_gain_brightness"] = float(np.median(gains["brightness"]))
         out[name] = record
     return out
 

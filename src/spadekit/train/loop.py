@@ -471,9 +471,10 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, resume: bool = False,
         if info.is_main:
             print(f"initialised {', '.join(loaded)} from {t.init_from}", flush=True)
     if t.fast_path:  # spectral norm's gradient in three passes over each weight instead of about eight
-        from spadekit.fast import use_fast_spectral_norm
+        from spadekit.fast import keep_freed_memory, use_fast_spectral_norm
 
         use_fast_spectral_norm(model)
+        keep_freed_memory()  # large tensors reuse heap memory instead of faulting in fresh pages per step
     device = info.device
     model.generator.activation_checkpointing = t.activation_checkpointing  # an attribute: checkpoints are unchanged
     g_step = GeneratorStep(model.generator, model.encoder, t.fast_path, use_instance).to(device)
