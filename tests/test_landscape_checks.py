@@ -55,10 +55,11 @@ def test_a_pipeline_that_behaves_passes_and_a_flat_one_fails():
     assert good["snow_brightness_after"] > 0.6 and good["snow_saturation"] < 0.15
     assert good["snow_rest_change"] < 0.5 * good["snow_region_change"]
     assert good["style_pairs_right"] >= 5 and good["style_spread"] > 0.05
-    assert good["style_grades_right"] == good["style_grades"] == 16  # follows every graded photo, at half strength
-    assert abs(good["style_gain_warmth"] - 0.5) < 0.05 and abs(good["style_gain_brightness"] - 0.5) < 0.05
+    assert good["style_grades_followed"] == {"warmth": 8, "brightness": 8}  # every graded photo, at half strength
+    assert all(abs(gain - 0.5) < 0.05 for gain in good["style_grade_gain"].values()), good["style_grade_gain"]
 
     flat = measure(RulePipeline(texture=False, follow_style=False), names=("meadow",), seeds=2)["meadow"]
     assert flat["texture_vs_real"] < 0.05 and flat["seed_difference"] == 0
     assert flat["style_spread"] == 0 and flat["style_pairs_right"] == 0
-    assert flat["style_grades_right"] == 0 and flat["style_gain_warmth"] == flat["style_gain_brightness"] == 0
+    assert flat["style_grades_followed"] == {"warmth": 0, "brightness": 0}
+    assert flat["style_grade_gain"] == {"warmth": 0.0, "brightness": 0.0}

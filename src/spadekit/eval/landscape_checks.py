@@ -1,7 +1,8 @@
 """Behaviour checks of a landscape model on paintings it never saw (the bar of the default model).
 
 Each check measures one thing a person expects when painting a landscape, on the bundled starter
-paintings (hand-authored, not part of the training data) and the bundled style photos:
+paintings (hand-authored, not part of the training data) and the bundled style photos (crops of four
+of the photographs the landscape data is built from, so not unseen):
 
 - texture: images are not flat (mean local standard deviation inside label regions);
 - seeds: different seeds give different images (mean absolute difference);
@@ -108,7 +109,8 @@ def measure(pipe: Pipeline, names: tuple[str, ...] | None = None, seeds: int = 3
     region before/after, its change, the change elsewhere, its saturation) and style steering
     (pairs of style photos whose outputs lie closer to their own photo's mean colour than to the
     other's; spread = mean L1 distance between the outputs' mean colours; graded style photos whose
-    colour change the output follows, of 16, and the median gains for warmth and brightness).
+    colour change the output follows, per measure (warmth, brightness: 2 grades x 4 photos each), and
+    the median gain per measure).
     """
     labels = pipe.model.labels
     grass, sky, snow = (label_id(labels, n) for n in ("grass", "sky", "snow"))
@@ -152,19 +154,17 @@ def measure(pipe: Pipeline, names: tuple[str, ...] | None = None, seeds: int = 3
             record["style_pairs_right"] = int(right)
             record["style_pairs"] = len(pairs)
             record["style_spread"] = float(np.mean([np.abs(outs[a] - outs[b]).sum() for a, b in pairs]))
-            right, gains = 0, {"warmth": [], "brightness": []}
+            followed, gains = {"warmth": 0, "brightness": 0}, {"warmth": [], "brightness": []}
             for s, photo in photos.items():
                 for factors, kind in GRADES.values():
                     changed = graded(photo, factors)
                     photo_change = _colour_measure(_array(changed).reshape(-1, 3).mean(axis=0), kind) - _colour_measure(means[s], kind)
                     result = _array(pipe(ids, seed=0, style_image=changed)[0]).reshape(-1, 3).mean(axis=0)
                     out_change = _colour_measure(result, kind) - _colour_measure(outs[s], kind)
-                    right += int(np.sign(out_change) == np.sign(photo_change))
+                    followed[kind] += int(np.sign(out_change) == np.sign(photo_change))
                     gains[kind].append(out_change / photo_change)
-            record["style_grades_right"] = right
-            record["style_grades"] = len(photos) * len(GRADES)
-            record["style_gain_warmth"] = float(np.median(gains["warmth"]))
-            record["style_gain_brightness"] = float(np.median(gains["brightness"]))
+            record["style_grades_followed"] = followed  # of 2 grades x the style photos, per measure
+            record["style_grade_gain"] = {kind: float(np.median(g)) for kind, g in gains.items()}
         out[name] = record
     return out
 
