@@ -103,22 +103,26 @@ from spadekit.fast import keep_freed_memory
 kept = keep_freed_memory() if sys.argv[1] == "keep" else False
 for _ in range(3):  # 64 MB each, freed at once: the heap grows to its working size
     torch.ones(16 << 20)
-before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-for _ in range(5):
+faults = []
+for _ in range(7):
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     torch.ones(16 << 20)
-print(kept, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+    faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+print(kept, *faults)
 """
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator")
 def test_keep_freed_memory_stops_large_tensors_faulting_in_fresh_pages():
-    """Five 64 MB allocations after three: about 16k page faults each by default (a fresh mapping each),
-    next to none once keep_freed_memory() keeps freed memory in the heap."""
+    """A 64 MB allocation faults in about 16k fresh pages by default (a new mapping each time), and
+    next to none once keep_freed_memory() keeps freed memory in the heap (per allocation, after three
+    to warm up; the median of seven, as the heap may still grow once)."""
+    import statistics
     import subprocess
 
     def faults(mode):
         out = subprocess.run([sys.executable, "-c", ALLOCATE, mode], capture_output=True, text=True, check=True).stdout.split()
-        return out[0], int(out[1])
+        return out[0], [int(n) for n in out[1:]]
     (kept_default, default), (kept, kept_faults) = faults("default"), faults("keep")
     assert kept_default == "False" and kept == "True"
-    assert default > 5 * 10_000 and kept_faults < 1_000, (default, kept_faults)
+    assert min(default) > 10_000 and statistics.median(kept_faults) < 1_000, (default, kept_faults)
