@@ -12,8 +12,8 @@ of the photographs the landscape data is built from, so not unseen):
   style photo made warmer, cooler, darker and brighter (the same photo, only its colour changed)
   must move the output's mean colour the same way (warmth = red minus blue; brightness = mean), and
   by a fair share of the photo's own change (the gain: output change / photo change); (b) pairs of
-  style photos: each output's mean colour closer to its own photo's than to the other's (ill-posed
-  when photos share a mean colour, as three of the four bundled ones nearly do, so reported only).
+  style photos: each output's mean colour closer to its own photo's than to the other's (a weaker
+  test when photos share a mean colour, as three of the four bundled ones nearly do).
 
     python -m spadekit.eval.landscape_checks [MODEL]      # prints the measurements as JSON
 
