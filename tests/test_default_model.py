@@ -2,8 +2,8 @@
 
 The starter paintings (src/spadekit/assets/paintings, hand-authored, all eight) are not part of the
 training data. The four style photos are 256 px crops of four of the photographs the training data
-is built from (src/spadekit/assets/styles/CREDITS.md), so they are not unseen. Measurements come from spadekit.eval.landscape_checks (0..1 colour
-scale). Checked here (met by the bundled model):
+is built from (src/spadekit/assets/styles/CREDITS.md), so they are not unseen. Measurements come
+from spadekit.eval.landscape_checks (0..1 colour scale). Checked here (met by the bundled model):
 - not flat: texture inside label regions at least 0.4x that of real photos of the same classes on
   average over the paintings, and at least 0.3x in each;
 - seeds: two seeds differ by a mean absolute difference of at least 0.02 on every painting;

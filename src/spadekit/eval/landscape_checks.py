@@ -70,6 +70,10 @@ def graded(photo: Image.Image, factors) -> Image.Image:
     return Image.fromarray((array * 255.0 + 0.5).astype(np.uint8))
 
 
+def _mean_colour(image: Image.Image) -> np.ndarray:
+    return _array(image).reshape(-1, 3).mean(axis=0)
+
+
 def _colour_measure(rgb: np.ndarray, kind: str) -> float:
     return float(rgb[0] - rgb[2]) if kind == "warmth" else float(rgb.mean())
 
@@ -116,6 +120,13 @@ def measure(pipe: Pipeline, names: tuple[str, ...] | None = None, seeds: int = 3
     grass, sky, snow = (label_id(labels, n) for n in ("grass", "sky", "snow"))
     reference = real_texture_reference(pipe.size[1])
     photos = style_photos() if styles and pipe.has_encoder else {}
+    means = {s: _mean_colour(photo) for s, photo in photos.items()}
+    # painting-independent: each style photo's graded versions, what they measure and how much they changed it
+    graded_photos = []
+    for s, photo in photos.items():
+        for factors, kind in GRADES.values():
+            changed = graded(photo, factors)
+            graded_photos.append((s, changed, kind, _colour_measure(_mean_colour(changed), kind) - _colour_measure(means[s], kind)))
     out: dict = {}
     for name, ids in paintings().items():
         if names is not None and name not in names:
@@ -143,8 +154,7 @@ def measure(pipe: Pipeline, names: tuple[str, ...] | None = None, seeds: int = 3
             record["snow_rest_change"] = float(np.mean([np.abs(a - b)[rest].mean() for a, b in zip(images, snowy)]))
             record["snow_saturation"] = float(np.mean([np.ptp(im[grass_mask], axis=1).mean() for im in snowy]))
         if photos:
-            means = {s: _array(photo).reshape(-1, 3).mean(axis=0) for s, photo in photos.items()}
-            outs = {s: _array(pipe(ids, seed=0, style_image=photo)[0]).reshape(-1, 3).mean(axis=0) for s, photo in photos.items()}
+            outs = {s: _mean_colour(pipe(ids, seed=0, style_image=photo)[0]) for s, photo in photos.items()}
             pairs = list(combinations(photos, 2))
             right = sum(
                 np.abs(outs[a] - means[a]).sum() + np.abs(outs[b] - means[b]).sum()
@@ -155,14 +165,10 @@ def measure(pipe: Pipeline, names: tuple[str, ...] | None = None, seeds: int = 3
             record["style_pairs"] = len(pairs)
             record["style_spread"] = float(np.mean([np.abs(outs[a] - outs[b]).sum() for a, b in pairs]))
             followed, gains = {"warmth": 0, "brightness": 0}, {"warmth": [], "brightness": []}
-            for s, photo in photos.items():
-                for factors, kind in GRADES.values():
-                    changed = graded(photo, factors)
-                    photo_change = _colour_measure(_array(changed).reshape(-1, 3).mean(axis=0), kind) - _colour_measure(means[s], kind)
-                    result = _array(pipe(ids, seed=0, style_image=changed)[0]).reshape(-1, 3).mean(axis=0)
-                    out_change = _colour_measure(result, kind) - _colour_measure(outs[s], kind)
-                    followed[kind] += int(np.sign(out_change) == np.sign(photo_change))
-                    gains[kind].append(out_change / photo_change)
+            for s, changed, kind, photo_change in graded_photos:
+                out_change = _colour_measure(_mean_colour(pipe(ids, seed=0, style_image=changed)[0]), kind) - _colour_measure(outs[s], kind)
+                followed[kind] += int(np.sign(out_change) == np.sign(photo_change))
+                gains[kind].append(out_change / photo_change)
             record["style_grades_followed"] = followed  # of 2 grades x the style photos, per measure
             record["style_grade_gain"] = {kind: float(np.median(g)) for kind, g in gains.items()}
         out[name] = record
