@@ -15,7 +15,7 @@ from PIL import Image
 from spadekit import SpadekitError
 from spadekit.fileio import atomic_write, atomic_write_bytes
 from spadekit.imageio import MAX_PIXELS, ImageTooLarge, colorize, from_uint8, open_image, save_image, to_pil, to_uint8
-from tests.helpers import tiny_labels
+from helpers import tiny_labels
 
 
 def _png(array: np.ndarray) -> bytes:

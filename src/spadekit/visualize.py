@@ -3,15 +3,11 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import numpy as np
 from PIL import Image, ImageDraw
 
-from spadekit.data.labels import LabelSet
+from spadekit.imageio import colorize
 
-
-def colorize(ids: np.ndarray, labels: LabelSet) -> Image.Image:
-    """Raw-id label map -> RGB image in the label set's colours."""
-    return Image.fromarray(labels.colorize(ids))
+__all__ = ["colorize", "contact_sheet"]
 
 
 def contact_sheet(rows: Sequence[Sequence[Image.Image]], tile: int = 192, gap: int = 4, titles: Sequence[str] | None = None) -> Image.Image:

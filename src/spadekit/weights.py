@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from spadekit import SpadekitError
+from spadekit.fileio import atomic_write
 
 VGG16_FILE = "vgg16_imagenet.safetensors"
 LPIPS_FILE = "lpips_vgg16_lin.safetensors"
@@ -151,9 +152,7 @@ def _up_to_date(path: Path, source_hash: str) -> bool:
 def _save_atomic(tensors: dict[str, np.ndarray], path: Path, metadata: dict[str, str]) -> None:
     from safetensors.numpy import save_file
 
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    save_file(tensors, str(tmp), metadata=metadata)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
 
 
 def prepare(force: bool = False) -> dict[str, Path]:

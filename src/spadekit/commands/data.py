@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from spadekit.data.datasets import DATASETS, MAX_PIXELS
+from spadekit.data.datasets import DATASETS
+from spadekit.imageio import MAX_PIXELS
 
 
 def register(subparsers) -> None:

@@ -42,8 +42,9 @@ def random_landscape_pipeline():
 def run(args) -> int:
     from tqdm import tqdm
 
+    from spadekit.imageio import colorize, save_image
     from spadekit.inference import Pipeline, bundled_model_path, replace_label
-    from spadekit.visualize import colorize, contact_sheet
+    from spadekit.visualize import contact_sheet
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -64,23 +65,23 @@ def run(args) -> int:
         ids = pipe.load_label_map(painting)
         images = pipe(ids, seed=0, num_images=args.seeds)
         for k, image in enumerate(images):
-            image.save(out / f"{painting.stem}_seed{k}.png")
+            save_image(out / f"{painting.stem}_seed{k}.png", image)
         row = [colorize(ids, pipe.labels)] + images
         if pipe.has_encoder:
             for style in styles:
                 styled = pipe(ids, seed=0, style_image=style)[0]
-                styled.save(out / f"{painting.stem}_style-{style.stem}.png")
+                save_image(out / f"{painting.stem}_style-{style.stem}.png", styled)
                 row.append(styled)
         rows.append(row)
         titles.append(f"{painting.stem}: label | seeds 0-{args.seeds - 1}" + (" | styles: " + ", ".join(s.stem for s in styles) if pipe.has_encoder and styles else ""))
         if "grass" in pipe.labels.names and "snow" in pipe.labels.names and (ids == pipe.labels.by_name("grass").id).any():
             winter = replace_label(ids, pipe.labels, "grass", "snow")
             image = pipe(winter, seed=0)[0]
-            image.save(out / f"{painting.stem}_grass-to-snow.png")
+            save_image(out / f"{painting.stem}_grass-to-snow.png", image)
             rows.append([colorize(winter, pipe.labels), image])
             titles.append(f"{painting.stem}, grass -> snow")
     sheet = out / "contact_sheet.png"
-    contact_sheet(rows, tile=160, titles=titles).save(sheet)
+    save_image(sheet, contact_sheet(rows, tile=160, titles=titles))
     print(f"wrote {len(list(out.glob('*.png')))} images to {out}/ (overview: {sheet})")
     print("paint your own: .venv/bin/spadekit serve   then open http://127.0.0.1:8000")
     return 0

@@ -16,7 +16,6 @@ from tqdm import tqdm
 
 from spadekit import SpadekitError
 from spadekit.data.datasets import (
-    MAX_PIXELS,
     Sample,
     _same_size,
     dataset_class,
@@ -25,6 +24,7 @@ from spadekit.data.datasets import (
     read_photo,
 )
 from spadekit.data.labels import LabelSet
+from spadekit.imageio import MAX_PIXELS
 
 
 @dataclass

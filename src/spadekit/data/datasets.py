@@ -15,20 +15,17 @@ dataset is built; problems inside a file (bad ids, sizes, corrupt files) when th
 from __future__ import annotations
 
 import dataclasses
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
 
 from spadekit import SpadekitError
 from spadekit.data.labels import LabelSet, get_label_set, load_palette
 from spadekit.data.transforms import PairedTransform, TransformConfig
+from spadekit.imageio import MAX_PIXELS, open_image
 
-# Our own pixel limit (below PIL's ~89 M warning level): bigger files are refused before decoding.
-MAX_PIXELS = 50_000_000
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 MAP_SUFFIXES = (".png", ".bmp", ".tif", ".tiff")  # lossless only: JPEG would blur ids
 LOSSY_SUFFIXES = (".jpg", ".jpeg")
@@ -40,44 +37,12 @@ PALETTE_NAMES = ("palette.yaml", "palette.yml", "palette.json")
 # Reading files. Each reader raises SpadekitError naming the file and what is wrong with it.
 
 
-def open_image(path: Path | str, max_pixels: int = MAX_PIXELS) -> Image.Image:
-    """Open and fully decode an image file; refuse unreadable, truncated and oversized ones."""
-    path = Path(path)
-    try:
-        with warnings.catch_warnings():
-            # PIL warns above Image.MAX_IMAGE_PIXELS; that is a refusal unless the caller raised
-            # our limit past it (PIL still refuses twice its limit with DecompressionBombError).
-            over_pil = max_pixels > (Image.MAX_IMAGE_PIXELS or 0)
-            warnings.simplefilter("ignore" if over_pil else "error", Image.DecompressionBombWarning)
-            image = Image.open(path)
-            width, height = image.size
-            if width * height > max_pixels:
-                raise SpadekitError(
-                    f"{path}: {width}x{height} = {width * height} pixels is over the limit of {max_pixels} "
-                    "(a possible decompression bomb); shrink the image or raise the limit (--max-pixels)"
-                )
-            image.load()
-    except SpadekitError:
-        raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-        raise SpadekitError(
-            f"{path}: refused as a possible decompression bomb ({error}); shrink the image"
-        ) from None
-    except UnidentifiedImageError:
-        raise SpadekitError(f"{path}: not an image file that can be read (unknown or damaged format)") from None
-    except FileNotFoundError:
-        raise SpadekitError(f"{path}: file not found") from None
-    except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as error:
-        raise SpadekitError(f"{path}: cannot decode the image, the file is corrupt or truncated ({error})") from None
-    return image
-
-
 def read_photo(path: Path | str, max_pixels: int = MAX_PIXELS) -> tuple[np.ndarray, str | None]:
     """A photo as uint8 [H,W,3], plus a note when it had to be converted (grayscale, alpha).
 
     Grayscale photos (COCO and ADE20K contain some) are converted to RGB rather than refused.
     """
-    image = open_image(path, max_pixels)
+    image = open_image(path, max_pixels=max_pixels)
     mode, note = image.mode, None
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
         raise SpadekitError(f"{path}: {mode} (16/32-bit) photos are not supported; save it as 8-bit RGB")
@@ -97,7 +62,7 @@ def read_label_ids(path: Path | str, colors: LabelSet | None = None, max_pixels:
     images are decoded through the colours of `colors` when given, else refused. 16-bit and
     alpha images are refused.
     """
-    image = open_image(path, max_pixels)
+    image = open_image(path, max_pixels=max_pixels)
     mode = image.mode
     if mode in ("L", "P"):
         return np.asarray(image, dtype=np.int64)
@@ -134,7 +99,7 @@ def read_label_ids(path: Path | str, colors: LabelSet | None = None, max_pixels:
 
 def read_instance_ids(path: Path | str, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """An instance map (8 or 16-bit ids, e.g. Cityscapes' class * 1000 + k) as int64 [H,W]."""
-    image = open_image(path, max_pixels)
+    image = open_image(path, max_pixels=max_pixels)
     if image.mode in ("L", "P", "I", "I;16", "I;16B", "I;16L", "I;16N", "1"):
         return np.asarray(image).astype(np.int64)
     raise SpadekitError(
