@@ -36,7 +36,7 @@ test-fast: $(STAMP)
 
 # Speed and memory: fast path vs plain eager float32, same run (stop other CPU work first).
 bench: $(STAMP)
-	$(PY) -m spadekit.cli bench --suite default
+	$(PY) benchmarks/suite.py --suite default
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache

@@ -1,22 +1,47 @@
-"""The benchmark runner works (tiny cases) and reports both paths; timings themselves are never asserted."""
+"""The benchmark suite (benchmarks/suite.py) runs as a script on tiny cases and reports both paths side by side.
+
+Run in a subprocess: the tests never import the benchmark module. Timings themselves are never asserted.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
 from PIL import Image
 
-from spadekit.bench import Case, compare, format_table, plot_scaling, psnr_fast_vs_float32
-
-TINY = dict(num_labels=6, ngf=4, spade_hidden=8, size=64, repeats=1, threads=1)
-
-
-def test_bench_runs_both_paths_and_reports_ratios(tmp_path):
-    rows = compare([Case("tiny", **TINY), Case("tiny", mode="train", checkpointing=True, **TINY)])
-    assert all(r["speedup"] > 0 and r["memory_ratio"] > 0 for r in rows), rows
-    assert rows[0]["psnr_db"] > 30  # BatchNorm calibrated: bf16 stays close to float32
-    assert 0 <= rows[1]["g_loss_rel_diff"] < 0.05 and 0 <= rows[1]["d_loss_rel_diff"] < 0.05, rows[1]
-    table = format_table(rows)
-    assert "tiny" in table and "PSNR" in table and "loss diff" in table
-    image = Image.open(plot_scaling([{**rows[0], "size": 64}, {**rows[0], "size": 128, "fast_s": 2 * rows[0]["fast_s"]}], tmp_path / "p.png"))
-    assert image.size[0] > 100 and len(set(image.getdata())) > 2
+SUITE = Path(__file__).resolve().parents[1] / "benchmarks" / "suite.py"
+TINY = ["--labels", "6", "--ngf", "4", "--spade-hidden", "8", "--size", "64", "--repeats", "1", "--threads", "1"]
 
 
-def test_uncalibrated_batch_norm_is_what_costs_psnr():
-    calibrated = psnr_fast_vs_float32(Case("tiny", **TINY))
-    assert calibrated > psnr_fast_vs_float32(Case("tiny", calibrate=False, **TINY))
+def _run(*args: str) -> tuple[list[dict], str]:
+    done = subprocess.run([sys.executable, str(SUITE), *TINY, *args], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.strip().splitlines()
+    return json.loads(lines[-1])["ratios"], done.stdout
+
+
+def test_inference_case_reports_both_paths_their_ratio_psnr_and_a_plot(tmp_path):
+    rows, output = _run("--mode", "infer", "--plot", str(tmp_path / "plot.png"))
+    (row,) = rows
+    assert row["speedup"] > 0 and row["memory_ratio"] > 0, row
+    assert row["psnr_db"] > 30, row  # BatchNorm calibrated: bf16 stays close to float32
+    per_path = [json.loads(line) for line in output.splitlines() if line.startswith("{") and '"path"' in line]
+    assert sorted(r["path"] for r in per_path) == ["baseline", "fast"]
+    assert "PSNR" in output and "speedup" in output
+    image = Image.open(tmp_path / "plot.png")
+    assert image.size[0] > 100 and len(np.unique(np.asarray(image).reshape(-1, 3), axis=0)) > 2
+
+
+def test_training_case_tracks_the_float32_losses():
+    (row,), output = _run("--mode", "train", "--checkpointing")
+    assert row["speedup"] > 0 and row["checkpointing"] is True, row
+    assert 0 <= row["g_loss_rel_diff"] < 0.05 and 0 <= row["d_loss_rel_diff"] < 0.05, row
+    assert "loss diff" in output
+
+
+def test_unknown_suite_is_one_clear_message():
+    done = subprocess.run([sys.executable, str(SUITE), "--suite", "nope"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "unknown suite 'nope'" in done.stderr and "Traceback" not in done.stderr

@@ -10,7 +10,7 @@ from spadekit import losses
 from spadekit.config import GeneratorConfig
 from spadekit.layers.norms import fold_spectral_norm, has_spectral_norm
 from spadekit.layers.spade import SPADE
-from spadekit.bench import calibrate_batch_norm
+from batch_norm import calibrate_batch_norm
 from spadekit.models import SPADEModel
 
 from helpers import tiny_model_config

@@ -1,10 +1,17 @@
 """Speed and memory of inference and training, fast path against a plain eager float32 baseline.
 
+    python benchmarks/suite.py --suite default          # what `make bench` runs
+    python benchmarks/suite.py --suite scaling --plot docs/images/perf_scaling.png
+    python benchmarks/suite.py --labels 151 --ngf 64 --size 256 --mode train [--checkpointing] [--path fast]
+    python benchmarks/suite.py --model default [--compile]
+
 Each case runs in its own subprocess (so peak memory, read from the OS, belongs to that case alone)
-and prints one JSON line: median and minimum seconds per call and peak resident memory.
+and prints one JSON line: median and minimum seconds per call and peak resident memory. A comparison
+prints a table of ratios and, last, one line `{"ratios": [...]}`. See benchmarks/README.md.
 """
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import resource
@@ -13,8 +20,11 @@ import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 
 import torch
+
+from spadekit import SpadekitError
 
 from spadekit.config import DiscriminatorConfig, EncoderConfig, GeneratorConfig, SPADEModelConfig
 from spadekit.data.labels import Label, LabelSet
@@ -273,7 +283,8 @@ def _train_step(model, label, z, case: Case):
 
 
 def run_in_subprocess(case: Case) -> dict:
-    out = subprocess.run([sys.executable, "-m", "spadekit.bench", json.dumps(asdict(case))], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--run-case", json.dumps(asdict(case))],
+                         capture_output=True, text=True)
     if out.returncode != 0:
         return {**asdict(case), "error": out.stderr.strip().splitlines()[-1] if out.stderr.strip() else f"exit {out.returncode}"}
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -339,62 +350,58 @@ def psnr_fast_vs_float32(case: Case) -> float:
     return float("inf") if mse == 0 else 10 * torch.log10(torch.tensor(1.0 / mse)).item()
 
 
-def plot_scaling(rows: list[dict], path) -> str:
-    """Seconds per image against pixels for both paths (PIL; dotted: proportional to pixels through the
-    smallest size), written atomically as a PNG."""
-    from pathlib import Path
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="benchmarks/suite.py", description="time inference / training: fast path vs plain float32 baseline")
+    parser.add_argument("--suite", default=None, help=f"a named suite ({', '.join(SUITES)}) instead of one case")
+    parser.add_argument("--model", default=None, help="a model folder or 'default' (overrides the size options)")
+    parser.add_argument("--labels", type=int, default=151, help="label channels")
+    parser.add_argument("--ngf", type=int, default=64)
+    parser.add_argument("--spade-hidden", type=int, default=128)
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--mode", choices=["infer", "train"], default="infer")
+    parser.add_argument("--path", choices=["fast", "baseline", "both"], default="both")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads per case (default 2)")
+    parser.add_argument("--checkpointing", action="store_true", help="train mode: activation checkpointing on the fast path")
+    parser.add_argument("--compile", action="store_true", help="infer mode: torch.compile the fast path's SPADE kernels")
+    parser.add_argument("--plot", default=None, help="write time against pixels (both paths) as a PNG image here")
+    parser.add_argument("--run-case", default=None, help=argparse.SUPPRESS)  # one case as JSON, in this process
+    return parser.parse_args(argv)
 
-    from PIL import Image, ImageDraw
 
-    from spadekit.fileio import atomic_write
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.run_case:
+        print(json.dumps(run_case(Case(**json.loads(args.run_case)))))
+        return 0
+    if args.suite:
+        if args.suite not in SUITES:
+            raise SpadekitError(f"unknown suite {args.suite!r}; known: {', '.join(SUITES)}")
+        cases = SUITES[args.suite]
+    else:
+        cases = [Case(args.model or f"{args.size}-ngf{args.ngf}", num_labels=args.labels, ngf=args.ngf,
+                      spade_hidden=args.spade_hidden, size=args.size, batch=args.batch, mode=args.mode,
+                      model=args.model, repeats=args.repeats, threads=args.threads,
+                      checkpointing=args.checkpointing, compile=args.compile)]
+    if args.path != "both":
+        for case in cases:
+            print(json.dumps(run_in_subprocess(replace(case, path=args.path))))
+        return 0
+    rows = compare(cases)
+    print()
+    print(format_table(rows))
+    if args.plot:
+        from scaling_plot import plot_scaling
 
-    rows = [r for r in rows if "speedup" in r]
-    if not rows:
-        raise ValueError("no measured rows to plot")
-    width, height, left, bottom, top, right = 720, 480, 80, 60, 30, 170
-    pixels = [r["size"] ** 2 for r in rows]
-    series = {"baseline (fp32 eager)": ([r["baseline_s"] for r in rows], (200, 60, 60)),
-              "fast": ([r["fast_s"] for r in rows], (40, 110, 200))}
-    xmax = max(pixels) * 1.05
-    ymax = max(max(v) for v, _ in series.values()) * 1.1
-
-    def xy(px, sec):
-        return (left + px / xmax * (width - left - right), height - bottom - sec / ymax * (height - bottom - top))
-
-    image = Image.new("RGB", (width, height), "white")
-    draw = ImageDraw.Draw(image)
-    draw.line([xy(0, 0), xy(xmax, 0)], fill="black")
-    draw.line([xy(0, 0), xy(0, ymax)], fill="black")
-    for r, px in zip(rows, pixels):
-        x, y = xy(px, 0)
-        draw.line([(x, y), (x, y + 5)], fill="black")
-        draw.text((x - 18, y + 8), f"{r['size']}^2", fill="black")
-    for i in range(5):
-        sec = ymax * i / 5
-        x, y = xy(0, sec)
-        draw.line([(x - 5, y), (x, y)], fill="black")
-        draw.text((8, y - 6), f"{sec:.2f} s", fill="black")
-    draw.text((width // 2 - 90, height - 25), "pixels per image (side^2)", fill="black")
-    for n, (name, (values, color)) in enumerate(series.items()):
-        points = [xy(px, v) for px, v in zip(pixels, values)]
-        draw.line(points, fill=color, width=3)
-        for x, y in points:
-            draw.ellipse([x - 4, y - 4, x + 4, y + 4], fill=color)
-        per_pixel = values[0] / pixels[0]
-        ideal = [xy(px, per_pixel * px) for px in (pixels[0], max(pixels))]
-        for k in range(0, 40, 2):  # dotted proportional line
-            a, b = k / 40, (k + 1) / 40
-            draw.line([(ideal[0][0] + a * (ideal[1][0] - ideal[0][0]), ideal[0][1] + a * (ideal[1][1] - ideal[0][1])),
-                       (ideal[0][0] + b * (ideal[1][0] - ideal[0][0]), ideal[0][1] + b * (ideal[1][1] - ideal[0][1]))], fill=color)
-        draw.rectangle([width - right + 10, top + 20 * n, width - right + 24, top + 20 * n + 12], fill=color)
-        draw.text((width - right + 30, top + 20 * n), name, fill="black")
-    draw.text((width - right + 10, top + 50), "dotted: time ~ pixels", fill="black")
-    draw.text((left, 8), "SPADE inference on 2 CPU cores: seconds per image", fill="black")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, lambda p: image.save(p, format="PNG"))
-    return str(path)
+        print(f"plot: {plot_scaling(rows, args.plot)}")
+    print(json.dumps({"ratios": rows}))
+    return 0
 
 
 if __name__ == "__main__":
-    print(json.dumps(run_case(Case(**json.loads(sys.argv[1])))))
+    try:
+        sys.exit(main())
+    except SpadekitError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
