@@ -85,3 +85,69 @@ def perceptual_loss(
     for w, f, r in zip(layer_weights, fake_features, real_features):
         total = total + w * F.l1_loss(f, r.detach())
     return total * weight
+
+
+# ---- OASIS: the segmentation discriminator's losses (Schönfeld et al., ICLR 2021) ------------------
+# Logits are [B, N+1, H, W] (N classes, then "fake"); label maps are one-hot [B, N, H, W]. Pixels of
+# no class (all-zero, e.g. uncovered by an augmentation) count in no loss.
+
+
+def class_balance_weights(semantic: torch.Tensor) -> torch.Tensor:
+    """Per-pixel weights [B,H,W]: the inverse frequency of the pixel's class in the batch.
+
+    alpha_c = L / (K * n_c), with n_c the pixels of class c, K the classes present and L the
+    labelled pixels, so the weights average 1 over labelled pixels (the paper's alpha_c up to that
+    constant). A soft map weights each class by its share. Unlabelled pixels get 0.
+    """
+    counts = semantic.detach().float().sum(dim=(0, 2, 3))
+    present = counts > 0
+    labelled = counts.sum()
+    alpha = torch.where(present, labelled / (present.sum().clamp(min=1) * counts.clamp(min=1e-12)), torch.zeros_like(counts))
+    return torch.einsum("bnhw,n->bhw", semantic.detach().float(), alpha)
+
+
+def _check_logits(logits: torch.Tensor, semantic: torch.Tensor) -> None:
+    if logits.shape[1] != semantic.shape[1] + 1 or logits.shape[-2:] != semantic.shape[-2:]:
+        raise ValueError(
+            f"OASIS logits {tuple(logits.shape)} must have one channel more than the label map "
+            f"{tuple(semantic.shape)} (N classes + fake) and the same height x width"
+        )
+
+
+def oasis_real_loss(logits: torch.Tensor, semantic: torch.Tensor) -> torch.Tensor:
+    """Class-balanced cross-entropy towards each pixel's own class.
+
+    The discriminator's loss on real photos and the generator's adversarial loss on its fakes:
+    sum over pixels of alpha(class) * -log softmax(logits)[class], divided by the labelled pixels.
+    """
+    _check_logits(logits, semantic)
+    log_probs = F.log_softmax(logits.float(), dim=1)[:, :-1]
+    per_pixel = -(semantic.float() * log_probs).sum(dim=1) / semantic.float().sum(dim=1).clamp(min=1e-12)
+    weights = class_balance_weights(semantic)
+    return (weights * per_pixel).sum() / _labelled(semantic).sum().clamp(min=1)
+
+
+def oasis_fake_loss(logits: torch.Tensor, semantic: torch.Tensor) -> torch.Tensor:
+    """The discriminator's loss on generated images: cross-entropy towards "fake" (the last channel),
+    not class-balanced, averaged over the labelled pixels."""
+    _check_logits(logits, semantic)
+    per_pixel = -F.log_softmax(logits.float(), dim=1)[:, -1]
+    labelled = _labelled(semantic)
+    return (labelled * per_pixel).sum() / labelled.sum().clamp(min=1)
+
+
+def _labelled(semantic: torch.Tensor) -> torch.Tensor:
+    return (semantic.detach().sum(dim=1) > 0).float()
+
+
+def labelmix_loss(
+    mixed_logits: torch.Tensor, real_logits: torch.Tensor, fake_logits: torch.Tensor, mask: torch.Tensor,
+    weight: float = 10.0,
+) -> torch.Tensor:
+    """LabelMix consistency: weight * mean((D(mix) - (mask * D(real) + (1 - mask) * D(fake)))^2).
+
+    mask [B,1,H,W] is the binary class mask that built the mixed image (`models.oasis.labelmix`);
+    weight 10 in the paper.
+    """
+    target = mask * real_logits + (1 - mask) * fake_logits
+    return F.mse_loss(mixed_logits.float(), target.float()) * weight
