@@ -18,9 +18,13 @@ import sys
 import tempfile
 import time
 
+from pathlib import Path
+
 import httpx
 
-from spadekit.app.testing import free_port, run_load, scene_png
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the app's load generator
+
+from app_doubles import free_port, run_load, scene_png  # noqa: E402  (after the path above)
 
 
 def wait_healthy(url: str, process: subprocess.Popen, timeout: float = 120.0) -> dict:

@@ -1,4 +1,9 @@
-"""Helpers for tests and benchmarks of the app: a tiny landscape model and a server in a thread."""
+"""Test doubles and load generators for the painting app: a tiny landscape model, a pipeline that can hold
+requests in flight, a server in a thread, a starter scene as PNG bytes and a load generator.
+
+Used by the app tests and, through the repository's tests/ folder, by benchmarks/app_latency.py and
+tools/app_screenshot.py; not part of the installed package.
+"""
 from __future__ import annotations
 
 import contextlib
@@ -6,6 +11,9 @@ import socket
 import threading
 import time
 
+# Debian's headless Chromium as the browser test and the screenshot tool start it (Playwright drives it).
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 def tiny_landscape_pipeline(size: int = 64, ngf: int = 4, seed: int = 0):
     """A randomly initialised, very small model over the landscape labels (fast on a CPU)."""

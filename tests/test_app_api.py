@@ -14,7 +14,8 @@ from PIL import Image
 from fastapi.testclient import TestClient
 
 from spadekit.app.server import InferencePool, Limits, create_app
-from spadekit.app.testing import HookedPipeline, serve_in_thread, tiny_landscape_pipeline
+
+from app_doubles import HookedPipeline, serve_in_thread, tiny_landscape_pipeline
 
 SKY, GRASS, SNOW, SEA = 156, 123, 158, 154
 
@@ -263,7 +264,7 @@ def test_serve_command_starts_a_server(tmp_path):
     import sys
 
     from helpers import tiny_model_config
-    from spadekit.app.testing import free_port
+    from app_doubles import free_port
     from spadekit.models import SPADEModel
 
     SPADEModel(tiny_model_config(norm="instance", use_instance=False, with_d=False)).save_pretrained(tmp_path / "m")

@@ -8,11 +8,10 @@ import time
 import pytest
 
 from spadekit.app.server import create_app
-from spadekit.app.testing import HookedPipeline, serve_in_thread, tiny_landscape_pipeline
+
+from app_doubles import CHROMIUM_ARGS, HookedPipeline, serve_in_thread, tiny_landscape_pipeline
 
 CHROMIUM = os.environ.get("SPADEKIT_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 TIMEOUT_MS = 20_000
 
 pytestmark = pytest.mark.browser

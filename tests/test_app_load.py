@@ -6,7 +6,8 @@ import os
 import pytest
 
 from spadekit.app.server import create_app
-from spadekit.app.testing import run_load, scene_png, serve_in_thread, tiny_landscape_pipeline
+
+from app_doubles import run_load, scene_png, serve_in_thread, tiny_landscape_pipeline
 
 
 @pytest.mark.slow

@@ -6,7 +6,8 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 
 from spadekit.app.server import Limits, create_app
-from spadekit.app.testing import tiny_landscape_pipeline
+
+from app_doubles import tiny_landscape_pipeline
 
 
 # Built at import: schemathesis' lazy fixture loader does not work with pytest 9. A 64x64 model builds in well under a second.

@@ -3,7 +3,7 @@
 The starter paintings (src/spadekit/assets/paintings, hand-authored, all eight) are not part of the
 training data. The four style photos are 256 px crops of four of the photographs the training data
 is built from (src/spadekit/assets/styles/CREDITS.md), so they are not unseen. Measurements come
-from spadekit.eval.landscape_checks (0..1 colour scale). Checked here (met by the bundled model):
+from tools/landscape_checks.py (0..1 colour scale). Checked here (met by the bundled model):
 - not flat: texture inside label regions at least 0.4x that of real photos of the same classes on
   average over the paintings, and at least 0.3x in each;
 - seeds: two seeds differ by a mean absolute difference of at least 0.02 on every painting;
@@ -22,8 +22,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from spadekit.eval.landscape_checks import measure, paintings
 from spadekit.inference import Pipeline
+
+from tool_modules import load_tool
+
+landscape_checks = load_tool("landscape_checks")
+measure, paintings = landscape_checks.measure, landscape_checks.paintings
 
 pytestmark = pytest.mark.slow
 
@@ -110,7 +114,6 @@ def test_the_landscape_segmenter_ships_with_the_model():
     metrics = json.loads((folder / "metrics.json").read_text())
     assert metrics["pixel_accuracy"] > 0.6  # on real held-out photos
     # it reads the model's own output: on a painting, most pixels come back as the painted classes
-    from spadekit.eval.landscape_checks import paintings
 
     ids = paintings()["meadow"]
     channels = pipe.prepare_channels(ids)[0, 0]

@@ -1,4 +1,4 @@
-"""The measurements behind the default model's bar (spadekit.eval.landscape_checks) on rule-based fake
+"""The measurements behind the default model's bar (tools/landscape_checks.py) on rule-based fake
 pipelines: one that behaves as a person expects passes every check, a flat one fails them."""
 from __future__ import annotations
 
@@ -8,7 +8,11 @@ import numpy as np
 from PIL import Image
 
 from spadekit.data.labels import landscape_labels
-from spadekit.eval.landscape_checks import interior, local_std, measure
+
+from tool_modules import load_tool
+
+checks = load_tool("landscape_checks")
+interior, local_std, measure = checks.interior, checks.local_std, checks.measure
 
 COLOURS = {"sky": (90, 150, 230), "grass": (60, 150, 40), "snow": (240, 240, 245)}
 

@@ -1,6 +1,6 @@
 """Screenshot of the painting app for the docs, taken in Debian's headless Chromium.
 
-    .venv/bin/python -m spadekit.app.screenshot docs/images/app.png [--model default|PATH] [--scene mountains]
+    .venv/bin/python tools/app_screenshot.py docs/images/app.png [--model default|PATH] [--scene mountains]
 
 Serves the model (the random one when the bundled default is absent) on a free loopback port,
 loads a starter scene, waits for the generated image and saves a palette-quantised PNG.
@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
+import sys
 import time
 from pathlib import Path
 
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the app's test doubles
+
+from app_doubles import CHROMIUM_ARGS, serve_in_thread  # noqa: E402  (after the path above)
 
 
 def take(out: Path, model: str = "default", scene: str = "mountains", width: int = 1360, height: int = 960,
@@ -23,8 +24,8 @@ def take(out: Path, model: str = "default", scene: str = "mountains", width: int
     from playwright.sync_api import sync_playwright
 
     from spadekit.app.server import create_app
-    from spadekit.app.testing import serve_in_thread
     from spadekit.commands.serve import load_pipeline
+    from spadekit.imageio import save_image
 
     pipe, is_random = load_pipeline(model)
     app = create_app(pipe, random_model=is_random, model_name="random (untrained)" if is_random else model)
@@ -46,11 +47,7 @@ def take(out: Path, model: str = "default", scene: str = "mountains", width: int
         png = page.screenshot(full_page=False)
         browser.close()
     image = Image.open(io.BytesIO(png)).convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    image.save(tmp, format="PNG", optimize=True)
-    os.replace(tmp, out)
-    return out
+    return save_image(out, image, optimize=True)
 
 
 def main() -> int:

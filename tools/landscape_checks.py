@@ -15,7 +15,7 @@ of the photographs the landscape data is built from, so not unseen):
   style photos: each output's mean colour closer to its own photo's than to the other's (a weaker
   test when photos share a mean colour, as three of the four bundled ones nearly do).
 
-    python -m spadekit.eval.landscape_checks [MODEL]      # prints the measurements as JSON
+    python tools/landscape_checks.py [MODEL]      # prints the measurements as JSON
 
 Values are on a 0..1 colour scale.
 """
