@@ -1,7 +1,11 @@
-"""The training loop: Initialize -> Train (D step, G step, EMA) -> Log / Sample / Save, top to bottom.
+"""The training loop: Initialize -> Resume -> Train (G step, D step, EMA) -> Log / Sample / Save -> Export.
 
-    train(load_config("configs/tiny.yaml"), "runs/tiny")           # a fresh run
+    train(load_config("tiny"), "runs/tiny")                        # a fresh run
     train(config, "runs/tiny", resume=True)                        # continue from the newest checkpoint
+
+`train()` reads from top to bottom; the pieces it calls live beside it: `batching` (dataset and
+resumable micro-batches), `steps` (the G and D updates, the EMA), `monitor` (progress bar, metrics,
+TensorBoard, sample grids), `export` (model folders), `checkpoint` and `distributed`.
 
 One step = one global batch (split over processes and over `grad_accum` micro-batches). D is
 updated every step, G every `d_steps_per_g` steps; the D step reuses the (detached) fakes of the G
@@ -12,55 +16,35 @@ on N processes, computes what one uninterrupted process would.
 """
 from __future__ import annotations
 
-import contextlib
 import copy
-import json
 import math
 import os
+import random
 import signal
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from spadekit import SpadekitError
 from spadekit.config import DiscriminatorConfig, EncoderConfig, GeneratorConfig, SPADEModelConfig
 from spadekit.data.labels import LabelSet
-from spadekit.losses import feature_matching_loss, gan_loss, kl_divergence, perceptual_loss
 from spadekit.models import SPADEModel
 from spadekit.models.spade_model import load_state
 from spadekit.train import checkpoint as ckpt
 from spadekit.train import distributed as dist_utils
+from spadekit.train.batching import EpochBatches, StepLayout, build_dataset, step_inputs
 from spadekit.train.config import TrainConfig, save_config
+from spadekit.train.export import export_model
+from spadekit.train.export import export_run as export_run  # `spadekit export-run` imports it from here
+from spadekit.train.monitor import Monitor, fixed_sample_batch, render_samples
+from spadekit.train.steps import GeneratorStep, discriminator_step, ema_update, generator_step
 
 
-# ---- building blocks ------------------------------------------------------------------------------
-def build_dataset(config: TrainConfig):
-    """The training dataset described by the data section (SpadekitError when the folder is wrong)."""
-    from spadekit.data.datasets import build_dataset as build
-    from spadekit.data.transforms import TransformConfig
-
-    d = config.data
-    if not Path(d.root).exists():
-        raise SpadekitError(
-            f"data.root {d.root} does not exist; point data.root at the dataset folder "
-            "(for the landscape model, make it with `spadekit data make-landscapes`)"
-        )
-    transform = TransformConfig(
-        preprocess=d.preprocess, load_size=d.load_size, crop_size=d.crop_size, aspect_ratio=d.aspect_ratio, flip=d.flip,
-        color_grading=d.color_grading,
-    )
-    return build(
-        d.dataset, d.root, d.split, label_set=d.labels, instances=d.use_instance, transform=transform,
-        seed=config.train.seed, limit=d.limit,
-    )
-
-
+# ---- the networks to train ------------------------------------------------------------------------
 def model_config(config: TrainConfig, labels: LabelSet, use_instance: bool) -> SPADEModelConfig:
     """The SPADEModelConfig of the networks to train."""
     m, d = config.model, config.data
@@ -140,244 +124,13 @@ def init_weights(module: nn.Module, gain: float) -> None:
             nn.init.zeros_(m.bias.data)
 
 
-class GeneratorStep(nn.Module):
-    """Generator (+ encoder) as one module, so a single DDP wrapper and optimiser cover both.
-
-    forward(semantic, image, noise) -> (fake, mu, logvar): with an encoder, z = mu + noise * std of
-    E(image); with use_vae and no image, z = noise; without the VAE the map alone drives G.
-    has_edge: with fast_path, whether the semantic map's last channel is the instance edge.
-    fast_path: run G through `spadekit.fast.semantic_forward` (lookup SPADE convs, same parameters).
-    """
-
-    def __init__(self, generator: nn.Module, encoder: nn.Module | None, fast_path: bool = False, has_edge: bool = False):
-        super().__init__()
-        self.generator = generator
-        self.encoder = encoder
-        self.fast_path, self.has_edge = fast_path, has_edge
-
-    def forward(self, semantic, image=None, noise=None):
-        mu = logvar = None
-        z = noise
-        if self.encoder is not None and image is not None:
-            mu, logvar = self.encoder(image)
-            z = noise * torch.exp(0.5 * logvar) + mu
-        if self.fast_path and self.training:
-            from spadekit.fast import semantic_forward
-
-            return semantic_forward(self.generator, semantic, z, self.has_edge), mu, logvar
-        return self.generator(semantic, z), mu, logvar
-
-
-def export_model(mconfig: SPADEModelConfig, generator_step_state: dict, discriminator_state: dict | None, out: Path,
-                 dtype: torch.dtype | None = None) -> Path:
-    """Write a model folder from GeneratorStep weights (generator.* / encoder.*) and the discriminator's."""
-    export = SPADEModel(mconfig)
-    export.generator.load_state_dict({k[len("generator."):]: v for k, v in generator_step_state.items() if k.startswith("generator.")})
-    if export.encoder is not None:
-        export.encoder.load_state_dict({k[len("encoder."):]: v for k, v in generator_step_state.items() if k.startswith("encoder.")})
-    if discriminator_state is not None:
-        export.discriminator.load_state_dict(discriminator_state)
-    return export.save_pretrained(out, include_discriminator=discriminator_state is not None, dtype=dtype)
-
-
-def export_run(run_dir: str | os.PathLike, out: str | os.PathLike, use_ema: bool = True,
-               dtype: torch.dtype | None = None) -> tuple[int, Path]:
-    """Export the newest checkpoint of a run (EMA generator/encoder when present) as a model folder: (step, folder).
-    dtype: store the weights in this dtype (torch.float16 halves the folder; loading gives float32)."""
-    latest = ckpt.load_latest(Path(run_dir))
-    if latest is None:
-        raise SpadekitError(f"{run_dir}: no readable checkpoint to export (train first, or check the folder)")
-    _, state = latest
-    mconfig = SPADEModelConfig.from_dict(state["model_config"])
-    weights = state["ema"] if use_ema and state.get("ema") is not None else state["g"]
-    return int(state["step"]), export_model(mconfig, weights, state["d"], Path(out), dtype=dtype)
-
-
-@torch.no_grad()
-def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
-    """ema = decay * ema + (1 - decay) * model for parameters; buffers (spectral-norm u/v, BN stats) copied."""
-    for e, p in zip(ema.parameters(), model.parameters()):
-        e.lerp_(p.detach(), 1.0 - decay)
-    for e, b in zip(ema.buffers(), model.buffers()):
-        e.copy_(b)
-
-
+# ---- schedule and stop requests -------------------------------------------------------------------
 def lr_factor(step: int, total: int, decay_start: float) -> float:
     """1 for the first decay_start of training, then linear to 0 at `total`."""
     start = int(round(decay_start * total))
     if step < start or total <= start:
         return 1.0
     return max(0.0, 1.0 - (step - start) / (total - start))
-
-
-def label_colors(labels: LabelSet) -> torch.Tensor:
-    """[C, 3] uint8 colours of the label channels (dontcare black)."""
-    colors = labels.colors()
-    if labels.contain_dontcare:
-        colors = np.concatenate([colors, np.zeros((1, 3), np.uint8)])
-    return torch.from_numpy(colors)
-
-
-def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """[B,3,H,W] in [-1,1] -> [B,H,W,3] uint8."""
-    return ((images.detach().float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
-
-
-def sample_grid(columns: list[np.ndarray]) -> np.ndarray:
-    """Columns of [B,H,W,3] images -> one [B*H, n*W, 3] grid (a row per sample)."""
-    rows = [np.concatenate([column[i] for column in columns], axis=1) for i in range(columns[0].shape[0])]
-    return np.concatenate(rows, axis=0)
-
-
-@dataclass
-class StepLayout:
-    """How a global batch is split: `world` processes x `accum` micro-batches of `micro` samples."""
-
-    global_batch: int
-    world: int
-    accum: int
-
-    @property
-    def micro(self) -> int:
-        return self.global_batch // (self.world * self.accum)
-
-    def rows(self, rank: int, m: int) -> torch.Tensor:
-        """Global-batch rows of micro-batch m on `rank` (DistributedSampler interleaves ranks)."""
-        local = torch.arange(m * self.micro, (m + 1) * self.micro)
-        return rank + self.world * local
-
-
-def _ignore_stop_signals(_worker_id: int) -> None:
-    """Data workers leave SIGTERM / Ctrl-C to the training process, which checkpoints and then ends them
-    (a job scheduler's SIGTERM, `pkill -f` or a terminal's Ctrl-C reach the workers too; a worker dying of
-    it would crash the run before it saves)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-
-
-class EpochBatches:
-    """Micro-batches in a resumable order: position = (epoch, steps done in that epoch)."""
-
-    def __init__(self, dataset, config: TrainConfig, info: dist_utils.DistInfo, layout: StepLayout):
-        self.dataset = dataset
-        self.config = config
-        self.info = info
-        self.layout = layout
-        self.sampler = dist_utils.ResumableSampler(dataset, info, seed=config.train.seed)
-        per_rank = self.sampler.num_samples
-        self.steps_per_epoch = per_rank // (layout.micro * layout.accum)
-        if self.steps_per_epoch < 1:
-            raise SpadekitError(
-                f"the dataset has {len(dataset)} pairs, fewer than one global batch of {layout.global_batch}; "
-                "lower train.batch_size or add data"
-            )
-        self.epoch = 0
-        self.step_in_epoch = 0
-        self._iterator = None
-
-    def seek(self, epoch: int, step_in_epoch: int) -> None:
-        self.epoch, self.step_in_epoch = epoch, step_in_epoch
-        self._iterator = None
-
-    def _start_epoch(self) -> None:
-        self.sampler.set_position(self.epoch, self.step_in_epoch * self.layout.micro * self.layout.accum)
-        if hasattr(self.dataset, "set_epoch"):
-            self.dataset.set_epoch(self.epoch)  # before the workers copy the dataset
-        workers = self.config.data.num_workers
-        loader = torch.utils.data.DataLoader(
-            self.dataset, batch_size=self.layout.micro, sampler=self.sampler, drop_last=True,
-            num_workers=workers, pin_memory=self.info.device.type == "cuda",
-            # Own generator: worker seeds must not consume the global torch RNG.
-            generator=torch.Generator().manual_seed(self.config.train.seed * 100003 + self.epoch),
-            persistent_workers=False, prefetch_factor=2 if workers else None,
-            worker_init_fn=_ignore_stop_signals if workers else None,
-        )
-        self._iterator = iter(loader)
-
-    def next_step(self) -> list[dict]:
-        """The micro-batches of the next step (moving to the next epoch when this one is used up)."""
-        if self.step_in_epoch >= self.steps_per_epoch:
-            self.epoch, self.step_in_epoch = self.epoch + 1, 0
-            self._iterator = None
-        if self._iterator is None:
-            self._start_epoch()
-        batches = [next(self._iterator) for _ in range(self.layout.accum)]
-        self.step_in_epoch += 1
-        if self.step_in_epoch >= self.steps_per_epoch:
-            self._iterator = None  # drop the rest of the epoch (and its workers)
-        return batches
-
-
-class Monitor:
-    """Rank 0's outputs: progress bar, metrics.jsonl, TensorBoard, sample grids."""
-
-    def __init__(self, run_dir: Path, config: TrainConfig, start: int, total: int, enabled: bool):
-        self.run_dir = run_dir
-        self.enabled = enabled
-        self.writer = None
-        self.bar = None
-        if not enabled:
-            return
-        from tqdm.auto import tqdm
-
-        self.bar = tqdm(total=total, initial=start, desc="train", unit="step", dynamic_ncols=True, smoothing=0.1)
-        self.metrics_path = run_dir / "metrics.jsonl"
-        self._truncate_metrics(start)
-        if config.log.tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-
-                self.writer = SummaryWriter(str(run_dir / "tensorboard"), purge_step=start + 1)
-            except Exception:  # the tensorboard package is an optional extra
-                self.writer = None
-
-    def _truncate_metrics(self, start: int) -> None:
-        """On resume, drop lines logged after the checkpoint we continue from (they will be redone)."""
-        if not self.metrics_path.exists():
-            return
-        kept = []
-        for line in self.metrics_path.read_text().splitlines():
-            try:
-                if json.loads(line).get("step", 0) <= start:
-                    kept.append(line)
-            except ValueError:
-                pass  # a line cut by a kill
-        ckpt.atomic_write_text(self.metrics_path, "".join(k + "\n" for k in kept))
-
-    def step(self, n: int = 1) -> None:
-        if self.bar is not None:
-            self.bar.update(n)
-
-    def log(self, record: dict[str, Any]) -> None:
-        if not self.enabled:
-            return
-        with open(self.metrics_path, "a") as handle:
-            handle.write(json.dumps(record) + "\n")
-        losses = {k: v for k, v in record.items() if k.startswith(("G_", "D_"))}
-        self.bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()}, refresh=False)
-        if self.writer is not None:
-            for key, value in record.items():
-                if key not in ("step", "epoch", "time") and isinstance(value, (int, float)):
-                    self.writer.add_scalar(key if "/" in key else f"train/{key}", value, record["step"])
-
-    def image(self, step: int, grid: np.ndarray) -> Path:
-        from PIL import Image
-
-        path = self.run_dir / "samples" / f"step_{step:06d}.png"
-        ckpt.atomic_write(path, lambda p: Image.fromarray(grid).save(p, format="PNG"))
-        if self.writer is not None:
-            self.writer.add_image("samples", grid, step, dataformats="HWC")
-        return path
-
-    def message(self, text: str) -> None:
-        if self.enabled:
-            (self.bar.write if self.bar is not None else print)(text)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-        if self.writer is not None:
-            self.writer.close()
 
 
 class _StopRequest:
@@ -403,14 +156,6 @@ class _StopRequest:
     def __exit__(self, *exc):
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
-
-
-def autocast(device: torch.device, precision: str, cache: bool = True):
-    """cache=False: no cast cache (with activation checkpointing it would keep a low-precision copy of every weight)."""
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    return torch.autocast(device_type=device.type, dtype=dtype, cache_enabled=cache)
 
 
 # ---- the loop -------------------------------------------------------------------------------------
@@ -440,9 +185,7 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, resume: bool = False,
         torch.backends.cudnn.benchmark = True
     torch.manual_seed(t.seed)
     np.random.seed(t.seed % 2**32)
-    import random as _random
-
-    _random.seed(t.seed)
+    random.seed(t.seed)
 
     existing = ckpt.list_checkpoints(run_dir)
     if existing and not resume:
@@ -503,7 +246,7 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, resume: bool = False,
     scaler_d = torch.amp.GradScaler(device.type, enabled=use_scaler)
     noise = torch.Generator().manual_seed(t.seed + 1)  # VAE noise for the global batch
 
-    # Initialize: resume -------------------------------------------------------------------------
+    # Resume -------------------------------------------------------------------------------------
     step = 0
     if resume:
         found = ckpt.load_latest(run_dir)
@@ -537,7 +280,7 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, resume: bool = False,
     monitor = Monitor(run_dir, config, step, total_steps, info.is_main)
 
     # Fixed sample batch: labels, photos and z, kept in the run folder so a resumed run shows the same.
-    samples = _sample_batch(run_dir, dataset, config, mconfig, info)
+    samples = fixed_sample_batch(run_dir, dataset, config, mconfig, info)
 
     def checkpoint_state() -> dict[str, Any]:
         return {
@@ -558,23 +301,6 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, resume: bool = False,
             monitor.message(f"step {step}: saved {path.relative_to(run_dir)} ({reason})")
         dist_utils.barrier()
 
-    def render_samples() -> None:
-        if not info.is_main:
-            return
-        net = ema if ema is not None else g_step
-        was_training = net.training
-        net.eval()
-        with torch.no_grad(), autocast(device, t.precision):
-            instance = samples.get("instance")
-            semantic = model.semantic(samples["label"].to(device), instance.to(device) if instance is not None else None)
-            columns = [samples["colors"], to_uint8(samples["image"])]
-            columns.append(to_uint8(net.generator(semantic, samples["z"].to(device) if mconfig.generator.use_vae else None)))
-            if net.encoder is not None:  # style from the photo itself (reconstruction)
-                mu, _ = net.encoder(samples["image"].to(device))
-                columns.append(to_uint8(net.generator(semantic, mu)))
-        net.train(was_training)
-        monitor.image(step, sample_grid(columns))
-
     # Train ----------------------------------------------------------------------------------------
     g_step.train()
     discriminator.train()
@@ -582,88 +308,16 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, resume: bool = False,
     count = 0
     last_save_time = time.monotonic()
     last_log_time, last_log_step = time.monotonic(), step
-    z_dim = mconfig.generator.z_dim
     with _StopRequest() as stop:
         while step < total_steps:
-            micro_batches = batches.next_step()
-            # The noise of the whole global batch, drawn every step whatever the layout.
-            step_noise = torch.randn(layout.global_batch, z_dim, generator=noise) if mconfig.generator.use_vae else None
-            inputs = []
-            for m, batch in enumerate(micro_batches):
-                real = batch["image"].to(device, non_blocking=True)
-                label = batch["label"].to(device, non_blocking=True)
-                instance = batch.get("instance")
-                semantic = model.semantic(label, instance.to(device) if instance is not None else None)
-                if tuple(real.shape[-2:]) != mconfig.generator.output_size:
-                    raise SpadekitError(
-                        f"data gives {real.shape[-1]}x{real.shape[-2]} images but the generator makes "
-                        f"{mconfig.generator.output_size[1]}x{mconfig.generator.output_size[0]}; "
-                        "set data.crop_size / data.aspect_ratio / data.preprocess to match"
-                    )
-                z = step_noise[layout.rows(info.rank, m)].to(device) if step_noise is not None else None
-                inputs.append((semantic, real, z))
+            inputs = step_inputs(batches.next_step(), model, noise, layout, info)
             losses: dict[str, torch.Tensor] = {}
-
-            # G step: GAN + feature matching + perceptual + KL, D frozen.
             fakes = []
             if step % t.d_steps_per_g == 0:
-                opt_g.zero_grad(set_to_none=True)
-                discriminator.requires_grad_(False)
-                for m, (semantic, real, z) in enumerate(inputs):
-                    sync = m == len(inputs) - 1
-                    with (contextlib.nullcontext() if sync or g_ddp is g_step else g_ddp.no_sync()):
-                        with autocast(device, t.precision, cache=not t.activation_checkpointing):
-                            fake, mu, logvar = g_ddp(semantic, real if g_step.encoder is not None else None, z)
-                            pred_fake = discriminator(semantic, fake)
-                            with torch.no_grad():
-                                pred_real = discriminator(semantic, real)
-                        fake = fake.float()
-                        pred_fake = [[f.float() for f in scale] for scale in pred_fake]
-                        pred_real = [[f.float() for f in scale] for scale in pred_real]
-                        parts = {"G_gan": gan_loss(t.gan_mode, pred_fake, True, for_discriminator=False)}
-                        if t.lambda_feat > 0:
-                            parts["G_feat"] = feature_matching_loss(pred_fake, pred_real, t.lambda_feat)
-                        if vgg is not None:
-                            parts["G_vgg"] = _perceptual(vgg, fake, real, t, device)
-                        if mu is not None and t.lambda_kld > 0:
-                            # KL summed over the global batch, whatever the split into micro-batches and processes.
-                            parts["G_kld"] = kl_divergence(mu.float(), logvar.float(), t.lambda_kld) * (layout.accum * layout.world)
-                        loss = sum(parts.values())
-                        scaler_g.scale(loss / layout.accum).backward()
-                    fakes.append(fake.detach())
-                    for k, v in parts.items():
-                        losses[k] = losses.get(k, 0.0) + v.detach() / layout.accum
-                    losses["G_l1"] = losses.get("G_l1", 0.0) + F.l1_loss(fake.detach(), real) / layout.accum
-                discriminator.requires_grad_(True)
-                scaler_g.step(opt_g)
-                scaler_g.update()
-                opt_g.zero_grad(set_to_none=True)  # G's gradients are not needed in the D step: free them
+                fakes, losses = generator_step(g_ddp, g_step, discriminator, vgg, inputs, opt_g, scaler_g, t, layout, device)
                 if ema is not None:
                     ema_update(ema, g_step, 0.0 if step < t.ema_start else t.ema_decay)
-
-            # D step: real vs (detached) fake in one batch.
-            opt_d.zero_grad(set_to_none=True)
-            for m, (semantic, real, z) in enumerate(inputs):
-                if fakes:
-                    fake = fakes[m]
-                else:
-                    with torch.no_grad(), autocast(device, t.precision):
-                        fake = g_step(semantic, real if g_step.encoder is not None else None, z)[0].float()
-                sync = m == len(inputs) - 1
-                with (contextlib.nullcontext() if sync or d_ddp is discriminator else d_ddp.no_sync()):
-                    with autocast(device, t.precision):
-                        outputs = d_ddp(torch.cat([semantic, semantic]), torch.cat([fake, real]))
-                    pred_fake = [[f.float()[: len(real)] for f in scale] for scale in outputs]
-                    pred_real = [[f.float()[len(real):] for f in scale] for scale in outputs]
-                    parts = {
-                        "D_fake": gan_loss(t.gan_mode, pred_fake, False),
-                        "D_real": gan_loss(t.gan_mode, pred_real, True),
-                    }
-                    scaler_d.scale(sum(parts.values()) / layout.accum).backward()
-                for k, v in parts.items():
-                    losses[k] = losses.get(k, 0.0) + v.detach() / layout.accum
-            scaler_d.step(opt_d)
-            scaler_d.update()
+            losses.update(discriminator_step(d_ddp, discriminator, g_step, inputs, fakes, opt_d, scaler_d, t, layout, device))
             sched_g.step()
             sched_d.step()
             step += 1
@@ -694,8 +348,8 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, resume: bool = False,
                 last_log_time, last_log_step = now, step
 
             # Sample -----------------------------------------------------------------------------
-            if step % log.sample_every == 0 or step == total_steps:
-                render_samples()
+            if info.is_main and (step % log.sample_every == 0 or step == total_steps):
+                monitor.image(step, render_samples(ema if ema is not None else g_step, model, samples, device, t.precision))
 
             # Save -------------------------------------------------------------------------------
             due = log.checkpoint_every is not None and step % log.checkpoint_every == 0
@@ -720,43 +374,3 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, resume: bool = False,
     dist_utils.barrier()
     dist_utils.shutdown()
     return final
-
-
-def _perceptual(vgg: nn.Module, fake: torch.Tensor, real: torch.Tensor, t, device) -> torch.Tensor:
-    if t.perceptual_size is not None and fake.shape[-1] != t.perceptual_size:
-        size = (max(1, round(t.perceptual_size * fake.shape[-2] / fake.shape[-1])), t.perceptual_size)
-        fake = F.interpolate(fake, size=size, mode="bilinear", align_corners=False, antialias=True)
-        real = F.interpolate(real, size=size, mode="bilinear", align_corners=False, antialias=True)
-    with autocast(device, t.precision):
-        fake_features = vgg(fake)
-        with torch.no_grad():
-            real_features = vgg(real)
-    return perceptual_loss([f.float() for f in fake_features], [r.float() for r in real_features], weight=t.lambda_vgg)
-
-
-def _sample_batch(run_dir: Path, dataset, config: TrainConfig, mconfig: SPADEModelConfig, info) -> dict:
-    """The fixed batch the sample grids show: first pairs of the dataset, z from a fixed seed."""
-    if not info.is_main:
-        return {}
-    path = run_dir / "samples" / "fixed_batch.pt"
-    if path.exists():
-        try:
-            batch = torch.load(str(path), map_location="cpu", weights_only=True)
-            batch["colors"] = batch["colors"].numpy()
-            return batch
-        except Exception:
-            pass  # rebuilt below
-    count = min(config.log.num_samples, len(dataset))
-    items = [dataset[i] for i in range(count)]
-    batch = {
-        "image": torch.stack([it["image"] for it in items]),
-        "label": torch.stack([it["label"] for it in items]),
-        "z": torch.randn(count, mconfig.generator.z_dim, generator=torch.Generator().manual_seed(config.train.seed + 2)),
-    }
-    if "instance" in items[0]:
-        batch["instance"] = torch.stack([it["instance"] for it in items])
-    colors = label_colors(LabelSet.from_dict(mconfig.labels))
-    batch["colors"] = colors[batch["label"][:, 0]].numpy()
-    ckpt.atomic_write(path, lambda p: torch.save({k: torch.as_tensor(v) for k, v in batch.items()}, p))
-    batch["colors"] = np.asarray(batch["colors"])
-    return batch

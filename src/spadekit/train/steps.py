@@ -1,0 +1,159 @@
+"""One training step's updates: the generator step, the discriminator step and the EMA of G.
+
+The generator and the encoder train as one module (`GeneratorStep`), so one DDP wrapper and one
+optimiser cover both. A step works on the micro-batches of one global batch: each backward is
+scaled by 1 / grad_accum and DDP synchronises the gradients on the last micro-batch only.
+"""
+from __future__ import annotations
+
+import contextlib
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from spadekit.losses import feature_matching_loss, gan_loss, kl_divergence, perceptual_loss
+from spadekit.train.batching import StepLayout
+from spadekit.train.config import OptimConfig
+
+# (semantic map, real photo, z or None) of one micro-batch
+MicroBatch = tuple[torch.Tensor, torch.Tensor, "torch.Tensor | None"]
+
+
+class GeneratorStep(nn.Module):
+    """Generator (+ encoder) as one module, so a single DDP wrapper and optimiser cover both.
+
+    forward(semantic, image, noise) -> (fake, mu, logvar): with an encoder, z = mu + noise * std of
+    E(image); with use_vae and no image, z = noise; without the VAE the map alone drives G.
+    has_edge: with fast_path, whether the semantic map's last channel is the instance edge.
+    fast_path: run G through `spadekit.fast.semantic_forward` (lookup SPADE convs, same parameters).
+    """
+
+    def __init__(self, generator: nn.Module, encoder: nn.Module | None, fast_path: bool = False, has_edge: bool = False):
+        super().__init__()
+        self.generator = generator
+        self.encoder = encoder
+        self.fast_path, self.has_edge = fast_path, has_edge
+
+    def forward(self, semantic, image=None, noise=None):
+        mu = logvar = None
+        z = noise
+        if self.encoder is not None and image is not None:
+            mu, logvar = self.encoder(image)
+            z = noise * torch.exp(0.5 * logvar) + mu
+        if self.fast_path and self.training:
+            from spadekit.fast import semantic_forward
+
+            return semantic_forward(self.generator, semantic, z, self.has_edge), mu, logvar
+        return self.generator(semantic, z), mu, logvar
+
+
+def autocast(device: torch.device, precision: str, cache: bool = True):
+    """cache=False: no cast cache (with activation checkpointing it would keep a low-precision copy of every weight)."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype, cache_enabled=cache)
+
+
+def _sync_last(wrapped: nn.Module, module: nn.Module, last: bool):
+    """DDP's gradient all-reduce on the last micro-batch only (a no-op outside DDP)."""
+    return contextlib.nullcontext() if last or wrapped is module else wrapped.no_sync()
+
+
+def generator_step(
+    g_ddp: nn.Module, g_step: GeneratorStep, discriminator: nn.Module, vgg: nn.Module | None,
+    inputs: list[MicroBatch], optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
+    t: OptimConfig, layout: StepLayout, device: torch.device,
+) -> tuple[list[torch.Tensor], dict[str, torch.Tensor]]:
+    """One G update: GAN + feature matching + perceptual + KL losses, D frozen.
+
+    Returns the detached fakes (the D step reuses them) and the step's losses (means over micro-batches).
+    """
+    losses: dict[str, torch.Tensor] = {}
+    fakes = []
+    optimizer.zero_grad(set_to_none=True)
+    discriminator.requires_grad_(False)
+    for m, (semantic, real, z) in enumerate(inputs):
+        with _sync_last(g_ddp, g_step, m == len(inputs) - 1):
+            with autocast(device, t.precision, cache=not t.activation_checkpointing):
+                fake, mu, logvar = g_ddp(semantic, real if g_step.encoder is not None else None, z)
+                pred_fake = discriminator(semantic, fake)
+                with torch.no_grad():
+                    pred_real = discriminator(semantic, real)
+            fake = fake.float()
+            pred_fake = [[f.float() for f in scale] for scale in pred_fake]
+            pred_real = [[f.float() for f in scale] for scale in pred_real]
+            parts = {"G_gan": gan_loss(t.gan_mode, pred_fake, True, for_discriminator=False)}
+            if t.lambda_feat > 0:
+                parts["G_feat"] = feature_matching_loss(pred_fake, pred_real, t.lambda_feat)
+            if vgg is not None:
+                parts["G_vgg"] = _perceptual(vgg, fake, real, t, device)
+            if mu is not None and t.lambda_kld > 0:
+                # KL summed over the global batch, whatever the split into micro-batches and processes.
+                parts["G_kld"] = kl_divergence(mu.float(), logvar.float(), t.lambda_kld) * (layout.accum * layout.world)
+            loss = sum(parts.values())
+            scaler.scale(loss / layout.accum).backward()
+        fakes.append(fake.detach())
+        for k, v in parts.items():
+            losses[k] = losses.get(k, 0.0) + v.detach() / layout.accum
+        losses["G_l1"] = losses.get("G_l1", 0.0) + F.l1_loss(fake.detach(), real) / layout.accum
+    discriminator.requires_grad_(True)
+    scaler.step(optimizer)
+    scaler.update()
+    optimizer.zero_grad(set_to_none=True)  # G's gradients are not needed in the D step: free them
+    return fakes, losses
+
+
+def discriminator_step(
+    d_ddp: nn.Module, discriminator: nn.Module, g_step: GeneratorStep, inputs: list[MicroBatch],
+    fakes: list[torch.Tensor], optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
+    t: OptimConfig, layout: StepLayout, device: torch.device,
+) -> dict[str, torch.Tensor]:
+    """One D update: real vs (detached) fake in one batch; without the G step's fakes, G makes new ones.
+
+    Returns the step's losses (means over micro-batches)."""
+    losses: dict[str, torch.Tensor] = {}
+    optimizer.zero_grad(set_to_none=True)
+    for m, (semantic, real, z) in enumerate(inputs):
+        if fakes:
+            fake = fakes[m]
+        else:
+            with torch.no_grad(), autocast(device, t.precision):
+                fake = g_step(semantic, real if g_step.encoder is not None else None, z)[0].float()
+        with _sync_last(d_ddp, discriminator, m == len(inputs) - 1):
+            with autocast(device, t.precision):
+                outputs = d_ddp(torch.cat([semantic, semantic]), torch.cat([fake, real]))
+            pred_fake = [[f.float()[: len(real)] for f in scale] for scale in outputs]
+            pred_real = [[f.float()[len(real):] for f in scale] for scale in outputs]
+            parts = {
+                "D_fake": gan_loss(t.gan_mode, pred_fake, False),
+                "D_real": gan_loss(t.gan_mode, pred_real, True),
+            }
+            scaler.scale(sum(parts.values()) / layout.accum).backward()
+        for k, v in parts.items():
+            losses[k] = losses.get(k, 0.0) + v.detach() / layout.accum
+    scaler.step(optimizer)
+    scaler.update()
+    return losses
+
+
+@torch.no_grad()
+def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
+    """ema = decay * ema + (1 - decay) * model for parameters; buffers (spectral-norm u/v, BN stats) copied."""
+    for e, p in zip(ema.parameters(), model.parameters()):
+        e.lerp_(p.detach(), 1.0 - decay)
+    for e, b in zip(ema.buffers(), model.buffers()):
+        e.copy_(b)
+
+
+def _perceptual(vgg: nn.Module, fake: torch.Tensor, real: torch.Tensor, t: OptimConfig, device) -> torch.Tensor:
+    if t.perceptual_size is not None and fake.shape[-1] != t.perceptual_size:
+        size = (max(1, round(t.perceptual_size * fake.shape[-2] / fake.shape[-1])), t.perceptual_size)
+        fake = F.interpolate(fake, size=size, mode="bilinear", align_corners=False, antialias=True)
+        real = F.interpolate(real, size=size, mode="bilinear", align_corners=False, antialias=True)
+    with autocast(device, t.precision):
+        fake_features = vgg(fake)
+        with torch.no_grad():
+            real_features = vgg(real)
+    return perceptual_loss([f.float() for f in fake_features], [r.float() for r in real_features], weight=t.lambda_vgg)
