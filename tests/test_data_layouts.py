@@ -457,14 +457,14 @@ def test_data_group_takes_make_landscapes_from_its_module(monkeypatch, capsys):
     import types
     import sys
 
-    fake = types.ModuleType("spadekit.data.landscapes")
+    fake = types.ModuleType("spadekit.landscapes.dataset")
 
     def add_make_landscapes_parser(data_subparsers):
         parser = data_subparsers.add_parser("make-landscapes", help="fake for the test")
         parser.set_defaults(func=lambda args: 7)
 
     fake.add_make_landscapes_parser = add_make_landscapes_parser
-    monkeypatch.setitem(sys.modules, "spadekit.data.landscapes", fake)
+    monkeypatch.setitem(sys.modules, "spadekit.landscapes.dataset", fake)
     assert main(["data", "make-landscapes"]) == 7
     capsys.readouterr()
 

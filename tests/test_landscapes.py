@@ -11,8 +11,8 @@ import yaml
 from PIL import Image
 
 from spadekit.data.labels import landscape_labels, rgb_to_hex
-from spadekit.data.landscape_textures import assets_dir, landscapes_dir, load_manifest
-from spadekit.data.landscapes import generate_sample, load_annotations, make_landscapes, render_annotation
+from spadekit.landscapes import generate_sample, load_annotations, make_landscapes, render_annotation
+from spadekit.landscapes.textures import assets_dir, landscapes_dir, load_manifest
 
 LABELS = landscape_labels()
 KNOWN_IDS = set(LABELS.ids)
@@ -98,7 +98,7 @@ def test_annotations_cover_every_pixel_with_known_ids():
 
 
 def test_starter_paintings_load_and_match_their_descriptions():
-    from spadekit.data.landscape_paintings import load_painting, painting_specs, render_painting
+    from spadekit.landscapes.paintings import load_painting, painting_specs, render_painting
 
     specs = painting_specs()
     assert len(specs) == 8

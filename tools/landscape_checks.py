@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from spadekit.imageio import open_image
 from spadekit.inference import Pipeline, label_id, replace_label
 
 STYLES = ("meadow", "snow", "storm", "sunset")
@@ -59,7 +60,7 @@ def interior(mask: np.ndarray, margin: int = 4) -> np.ndarray:
 
 def paintings() -> dict[str, np.ndarray]:
     """The bundled starter paintings: name -> label map of raw COCO-Stuff ids."""
-    from spadekit.data.landscape_paintings import load_painting, painting_specs
+    from spadekit.landscapes.paintings import load_painting, painting_specs
 
     return {spec["name"]: load_painting(spec["name"]) for spec in painting_specs()}
 
@@ -80,21 +81,21 @@ def _colour_measure(rgb: np.ndarray, kind: str) -> float:
 
 def style_photos() -> dict[str, Image.Image]:
     """The bundled style photos: name -> image."""
-    from spadekit.data.landscape_textures import assets_dir
+    from spadekit.landscapes.textures import assets_dir
 
     folder = assets_dir() / "styles"
-    return {s: Image.open(folder / f"{s}.jpg").convert("RGB") for s in STYLES}
+    return {s: open_image(folder / f"{s}.jpg", "style photo").convert("RGB") for s in STYLES}
 
 
 def real_texture_reference(size: int = 256) -> dict[int, float]:
     """Class id -> mean local standard deviation inside that class in the hand-labelled real photos
     (bundled with the landscape generator), each resized to size x size: how much texture a real
     photo has where a class is."""
-    from spadekit.data.landscapes import _real_pair, load_annotations
+    from spadekit.landscapes.photos import load_annotations, real_pair
 
     values: dict[int, list[float]] = {}
     for index in range(len(load_annotations())):
-        photo, label = _real_pair(index)
+        photo, label = real_pair(index)
         image = _array(photo.resize((size, size), Image.BICUBIC))
         label = np.asarray(Image.fromarray(label).resize((size, size), Image.NEAREST))
         texture = local_std(image)

@@ -1,5 +1,5 @@
 """`spadekit data ...`: dataset tools. `data check` validates a dataset on disk; other modules add
-more sub-commands to the group (`spadekit.data.landscapes.add_make_landscapes_parser`)."""
+more sub-commands to the group (`spadekit.landscapes.dataset.add_make_landscapes_parser`)."""
 from __future__ import annotations
 
 import argparse
@@ -38,12 +38,9 @@ def register(subparsers) -> None:
     check.add_argument("--top", type=int, default=10, help="classes shown in the histogram (default 10)")
     check.set_defaults(func=run_check)
 
-    try:
-        from spadekit.data.landscapes import add_make_landscapes_parser
-    except ImportError:
-        pass
-    else:
-        add_make_landscapes_parser(data_subparsers)
+    from spadekit.landscapes.dataset import add_make_landscapes_parser
+
+    add_make_landscapes_parser(data_subparsers)
 
 
 def _help(parser, args) -> int:

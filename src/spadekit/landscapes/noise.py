@@ -1,4 +1,4 @@
-"""Small, fast, deterministic noise and image helpers for the landscape generator (numpy + PIL only)."""
+"""Small, fast, deterministic noise and blur helpers for the landscape renderer (numpy + PIL only)."""
 from __future__ import annotations
 
 import numpy as np

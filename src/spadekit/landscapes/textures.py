@@ -1,4 +1,4 @@
-"""Texture crops of real photos (the committed assets) and how the generator samples them."""
+"""Texture crops of real photos (the committed assets) and how the renderer samples them."""
 from __future__ import annotations
 
 import json
@@ -11,6 +11,7 @@ import numpy as np
 from PIL import Image
 
 from spadekit import SpadekitError
+from spadekit.imageio import open_image
 
 MIP_LEVELS = 6
 
@@ -82,7 +83,7 @@ def _gather(img: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
 
 
 def _load(path: Path, name: str, material: str) -> Texture:
-    img = Image.open(path).convert("RGB")
+    img = open_image(path, "landscape texture").convert("RGB")
     mips = []
     for lv in range(MIP_LEVELS):
         arr = np.asarray(img, dtype=np.float32) / 255.0

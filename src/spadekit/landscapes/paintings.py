@@ -1,7 +1,7 @@
 """Starter paintings: hand-authored landscape label maps for the demo and the app.
 
 They are drawn from the shape descriptions in assets/paintings/paintings.json (not from the composite
-generator's random layouts: they are held-out "paintings you have never seen"). The rendered PNGs
+renderer's random layouts: they are held-out "paintings you have never seen"). The rendered PNGs
 (8-bit, raw COCO-Stuff ids) are committed next to the JSON; `render_painting` redraws them.
 """
 from __future__ import annotations
@@ -14,7 +14,8 @@ from PIL import Image, ImageDraw
 
 from spadekit import SpadekitError
 from spadekit.data.labels import landscape_labels
-from spadekit.data.landscape_textures import assets_dir
+from spadekit.imageio import open_image, save_image
+from spadekit.landscapes.textures import assets_dir
 
 
 def paintings_dir() -> Path:
@@ -57,7 +58,7 @@ def load_painting(name: str) -> np.ndarray:
     if not path.exists():
         known = ", ".join(spec["name"] for spec in painting_specs())
         raise SpadekitError(f"no starter painting {name!r} ({path}); known: {known}")
-    return np.asarray(Image.open(path), dtype=np.uint8)
+    return np.asarray(open_image(path, "starter painting"), dtype=np.uint8)
 
 
 def write_paintings() -> list[Path]:
@@ -65,7 +66,7 @@ def write_paintings() -> list[Path]:
     out = []
     for spec in painting_specs():
         path = paintings_dir() / f"{spec['name']}.png"
-        Image.fromarray(render_painting(spec), "L").save(path, optimize=True)
+        save_image(path, Image.fromarray(render_painting(spec), "L"), optimize=True)
         out.append(path)
     return out
 
