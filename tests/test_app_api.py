@@ -13,7 +13,9 @@ from PIL import Image
 
 from fastapi.testclient import TestClient
 
-from spadekit.app.server import InferencePool, Limits, create_app
+from spadekit.app.pool import InferencePool
+from spadekit.app.server import Limits, create_app
+from spadekit.imageio import MAX_PIXELS
 
 from app_doubles import HookedPipeline, serve_in_thread, tiny_landscape_pipeline
 
@@ -257,6 +259,9 @@ def test_serve_command_loads_models_and_refuses_bad_options(tmp_path, pipe, caps
     assert "--workers" in capsys.readouterr().err
     assert main(["serve", "--model", str(tmp_path / "missing")]) == 2
     assert "not found" in capsys.readouterr().err
+    # the pixel limit of a request cannot exceed the one limit for every image spadekit opens
+    assert main(["serve", "--model", str(tmp_path / "m"), "--port", "0", "--max-pixels", str(MAX_PIXELS + 1)]) == 2
+    assert f"--max-pixels: the pixel limit must lie in 1..{MAX_PIXELS}" in capsys.readouterr().err
 
 
 def test_serve_command_starts_a_server(tmp_path):

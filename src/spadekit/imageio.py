@@ -63,9 +63,11 @@ def open_image(
                                formats=list(formats) if formats else None)
             width, height = image.size
             if width * height > max_pixels:
+                # at the ceiling, so big a header is more likely a decompression bomb than a photo
+                bomb = " (a possible decompression bomb)" if max_pixels >= MAX_PIXELS else ""
                 raise ImageTooLarge(
-                    f"{name}: {width}x{height} = {width * height} pixels is over the limit of {max_pixels} "
-                    "(a possible decompression bomb); shrink the image"
+                    f"{name}: {width}x{height} = {width * height} pixels is over the limit of {max_pixels}{bomb}; "
+                    "shrink the image"
                 )
             if width * height == 0:
                 raise SpadekitError(f"{name}: the image has no pixels ({width}x{height})")
@@ -75,8 +77,8 @@ def open_image(
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         raise ImageTooLarge(f"{name}: refused as a possible decompression bomb ({error}); shrink the image") from None
     except UnidentifiedImageError:
-        accepted = f" ({', '.join(formats)})" if formats else ""
-        raise SpadekitError(f"{name}: not an image file that can be read{accepted} (unknown or damaged format)") from None
+        accepted = f"; accepted: {', '.join(formats)}" if formats else ""
+        raise SpadekitError(f"{name}: not an image file that can be read (unknown or damaged format{accepted})") from None
     except FileNotFoundError:
         raise SpadekitError(f"{name}: no such file") from None
     except IsADirectoryError:

@@ -4,6 +4,8 @@ from __future__ import annotations
 import ipaddress
 import socket
 
+from spadekit.imageio import MAX_PIXELS
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -19,7 +21,8 @@ def register(subparsers) -> None:
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
     parser.add_argument("--dtype", default="auto", help="float32, bfloat16, float16 (CUDA) or auto (default)")
     parser.add_argument("--max-upload-mb", type=float, default=8.0, help="largest request body in MiB (default 8)")
-    parser.add_argument("--max-pixels", type=int, default=2048 * 2048, help="largest label map / style image in pixels (default 2048*2048)")
+    parser.add_argument("--max-pixels", type=int, default=2048 * 2048,
+                        help=f"largest label map / style image in pixels (default 2048*2048, at most {MAX_PIXELS})")
     parser.add_argument("--compile", action="store_true", help="torch.compile the SPADE kernels at start (seconds; faster frames after)")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
     parser.set_defaults(func=run)
@@ -68,11 +71,14 @@ def run(args) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
+    try:
+        limits = Limits(max_upload_bytes=int(args.max_upload_mb * 1024 * 1024), max_pixels=args.max_pixels)
+    except SpadekitError as error:
+        raise SpadekitError(f"--max-upload-mb / --max-pixels: {error}") from None
     pipe, is_random = load_pipeline(args.model, args.device, args.dtype, args.compile)
     if is_random:
         print("note: the bundled default model is not in this installation yet; serving a RANDOMLY INITIALISED small "
               "model, so images show the app working, not a trained result.")
-    limits = Limits(max_upload_bytes=int(args.max_upload_mb * 1024 * 1024), max_pixels=args.max_pixels)
     app = create_app(pipe, max_workers=args.workers, max_queue=args.queue, limits=limits, random_model=is_random,
                      model_name="random (untrained)" if is_random else args.model)
     try:
