@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import torch
 from PIL import Image, ImageDraw
 
 from spadekit import SpadekitError
 from spadekit.eval.report import eval_dataset
-from spadekit.inference import Pipeline, to_pil
-from spadekit.visualize import colorize, contact_sheet
+from spadekit.imageio import colorize, save_image, to_pil
+from spadekit.inference import Pipeline
+from spadekit.visualize import contact_sheet
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,11 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Image.new("RGB", (sheet.width, sheet.height + header.height), (255, 255, 255))
     out.paste(header, (0, 0))
     out.paste(sheet, (0, header.height))
-    path = Path(args.out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    out.save(tmp)
-    tmp.replace(path)
+    path = save_image(args.out, out)
     print(f"grid of {len(rows)} label maps x {len(columns)} models written to {path}")
     return 0
 
