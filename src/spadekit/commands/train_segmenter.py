@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from pathlib import Path
 
 from spadekit import SpadekitError
+from spadekit.fileio import atomic_write_text
 
 
 def register(subparsers) -> None:
@@ -86,8 +86,6 @@ def run(args) -> int:
             conf = conf + confusion_matrix(item["label"][0], predicted[0].cpu(), labels.num_classes, ignore_index)
     scores = segmentation_scores(conf, labels.names)
     metrics = {"data": str(eval_root), "split": split, "num_images": len(held_out), "steps": args.steps, **scores}
-    tmp = out / f".metrics.json.tmp{os.getpid()}"
-    tmp.write_text(json.dumps(metrics, indent=2) + "\n")
-    os.replace(tmp, out / "metrics.json")
+    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     print(f"segmenter saved to {out}; on real {split} photos ({len(held_out)}): mIoU {100 * scores['miou']:.1f}, pixel accuracy {100 * scores['pixel_accuracy']:.1f}")
     return 0
