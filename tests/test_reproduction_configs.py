@@ -1,21 +1,18 @@
 """The Table-3 reproduction configs (docs/reproduction.md) load and compare generators of equal size."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from spadekit.data.labels import get_label_set
 from spadekit.models import GENERATORS
-from spadekit.train.config import load_config
+from spadekit.train.config import PRESET_DIR, load_config
 from spadekit.train.loop import model_config
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 ARCHS = ("spade", "pix2pixhd", "concat")
 
 
 def _load(arch: str):
-    return load_config(CONFIGS / f"repro_{arch}.yaml")
+    return load_config(PRESET_DIR / f"repro_{arch}.yaml")
 
 
 def _generator_parameters(arch: str) -> int:

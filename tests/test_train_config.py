@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 
 from spadekit import SpadekitError
-from spadekit.train.config import TrainConfig, load_config, parse_override
+from spadekit.train.config import PRESET_DIR, TrainConfig, load_config, parse_override
 from spadekit.train.loop import lr_factor, model_config
 from spadekit.data.labels import get_label_set
 
 REPO = Path(__file__).resolve().parents[1]
-PRESETS = sorted((REPO / "configs").glob("*.yaml"))
+PRESETS = sorted(PRESET_DIR.glob("*.yaml"))
 
 
 def test_all_presets_load_and_build_a_model_config():
@@ -27,24 +27,24 @@ def test_all_presets_load_and_build_a_model_config():
 
 
 def test_paper_presets_match_the_paper():
-    city = load_config(REPO / "configs" / "cityscapes.yaml")
+    city = load_config(PRESET_DIR / "cityscapes.yaml")
     assert (city.data.crop_size, city.data.aspect_ratio, city.model.num_upsampling_layers) == (512, 2.0, "more")
     assert city.train.batch_size == 16 and city.data.use_instance
-    ade = load_config(REPO / "configs" / "ade20k.yaml")
+    ade = load_config(PRESET_DIR / "ade20k.yaml")
     assert ade.train.learning_rates == (1e-4, 4e-4) and ade.train.betas == (0.0, 0.9)
     assert ade.model.ngf == 64 and ade.model.spade_hidden == 128 and ade.train.gan_mode == "hinge"
-    landscapes = load_config(REPO / "configs" / "landscapes.yaml")
+    landscapes = load_config(PRESET_DIR / "landscapes.yaml")
     assert landscapes.model.use_vae and landscapes.train.ema_decay and landscapes.train.precision == "bf16"
     assert landscapes.log.checkpoint_seconds is not None and landscapes.log.checkpoint_seconds <= 300
 
 
 def test_overrides_are_typed():
-    config = load_config(REPO / "configs" / "tiny.yaml", ["train.batch_size=3", "train.lr_g=1e-3", "train.ema_decay=null",
+    config = load_config(PRESET_DIR / "tiny.yaml", ["train.batch_size=3", "train.lr_g=1e-3", "train.ema_decay=null",
                                                          "data.flip=false", "log.checkpoint_seconds=60"])
     assert config.train.batch_size == 3 and config.train.lr_g == 1e-3 and config.train.ema_decay is None
     assert config.data.flip is False and config.log.checkpoint_seconds == 60.0
     assert parse_override("data.root=a=b") == (["data", "root"], "a=b")
-    ttur_off = load_config(REPO / "configs" / "tiny.yaml", ["train.ttur=false"]).train
+    ttur_off = load_config(PRESET_DIR / "tiny.yaml", ["train.ttur=false"]).train
     assert ttur_off.learning_rates == (2e-4, 2e-4) and ttur_off.betas == (0.5, 0.999)
 
 
@@ -65,7 +65,7 @@ def test_overrides_are_typed():
 )
 def test_bad_overrides_name_the_key(override, message):
     with pytest.raises(SpadekitError, match=message.replace("(", r"\(")):
-        load_config(REPO / "configs" / "tiny.yaml", [override])
+        load_config(PRESET_DIR / "tiny.yaml", [override])
 
 
 def test_unknown_yaml_key_is_an_error(tmp_path):
@@ -89,10 +89,10 @@ def _cli(*args, cwd=REPO):
 
 
 def test_cli_errors_without_traceback(tmp_path):
-    result = _cli("--config", "configs/tiny.yaml", "train.bach_size=2", "--out", str(tmp_path / "run"))
+    result = _cli("--config", "tiny", "train.bach_size=2", "--out", str(tmp_path / "run"))
     assert result.returncode == 2 and "error:" in result.stderr and "train.bach_size" in result.stderr
     assert "Traceback" not in result.stderr
-    result = _cli("--config", "configs/tiny.yaml", f"data.root={tmp_path / 'nowhere'}", "--out", str(tmp_path / "run"))
+    result = _cli("--config", "tiny", f"data.root={tmp_path / 'nowhere'}", "--out", str(tmp_path / "run"))
     assert result.returncode == 2 and "nowhere" in result.stderr and "Traceback" not in result.stderr
     result = _cli("--out", str(tmp_path / "run"))
     assert result.returncode == 2 and "--config" in result.stderr

@@ -66,3 +66,23 @@ def test_two_processes_match_one(tmp_path):
         apart = sum((start[k] - two[k]).abs().sum().item() for k in keys)
         # After one step the runs differ by a tiny fraction of what two more steps of training move.
         assert moved > 0 and apart < 1e-4 * moved, (name, apart, moved)
+
+
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+def test_only_syncbatch_norms_are_synchronised_and_only_with_several_processes(device):
+    """norm "syncbatch": SyncBatchNorm when world size > 1, plain BatchNorm otherwise; "batch" stays per process."""
+    from spadekit.models import SPADEModel
+    from spadekit.train.distributed import DistInfo, GlooSyncBatchNorm, maybe_sync_batchnorm
+
+    from helpers import tiny_model_config
+
+    synchronised = GlooSyncBatchNorm if device == "cpu" else torch.nn.SyncBatchNorm
+    two, one = DistInfo(world_size=2, device=torch.device(device)), DistInfo(world_size=1, device=torch.device(device))
+    for norm, world, expected in (("syncbatch", two, True), ("syncbatch", one, False), ("batch", two, False)):
+        generator = SPADEModel(tiny_model_config(norm=norm)).generator
+        batch_norms = sum(isinstance(m, torch.nn.BatchNorm2d) for m in generator.modules())
+        assert batch_norms > 0
+        converted = maybe_sync_batchnorm(generator, norm, world)
+        kinds = [type(m) for m in converted.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+        assert len(kinds) == batch_norms, (norm, world.world_size)
+        assert all((k is synchronised) == expected for k in kinds), (norm, world.world_size, kinds)

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -13,11 +15,12 @@ from PIL import Image
 from spadekit import SpadekitError
 from spadekit.cli import main as cli_main
 from spadekit.models import SPADEModel
-from spadekit.train.config import load_config
+from spadekit.train import checkpoint as ckpt
+from spadekit.train.config import PRESET_DIR, load_config
 from spadekit.train.loop import train
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = REPO / "configs" / "tiny.yaml"
+TINY = PRESET_DIR / "tiny.yaml"
 PALETTE = [
     {"name": "sky", "id": 156, "color": "#9ceedd"},
     {"name": "grass", "id": 123, "color": "#7bc800"},
@@ -166,3 +169,39 @@ def test_init_from_starts_a_run_from_a_model_folder(tmp_path):
         train(load_config(TINY, [*common, "train.steps=1", "model.ngf=8", f"train.init_from={first}"]), tmp_path / "c")
     with pytest.raises(SpadekitError, match="no generator.safetensors"):
         train(load_config(TINY, [*common, "train.steps=1", f"train.init_from={tmp_path}"]), tmp_path / "d")
+
+
+class _StopsTheRun:
+    """A dataset that sends this process SIGTERM (a job scheduler's stop) on its n-th read."""
+
+    def __init__(self, dataset, stop_at: int):
+        self.dataset, self.stop_at, self.reads = dataset, stop_at, 0
+
+    def __getattr__(self, name):
+        return getattr(self.dataset, name)
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, index):
+        self.reads += 1
+        if self.reads == self.stop_at:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return self.dataset[index]
+
+
+def test_a_stopped_run_returns_its_run_folder_and_resumes_to_the_final_model(tmp_path):
+    from spadekit.train.batching import build_dataset
+
+    data = write_tiny_dataset(tmp_path / "data", count=2)
+    config = load_config(TINY, [
+        f"data.root={data}", "train.batch_size=1", "train.steps=6", "train.lambda_vgg=0", "train.num_threads=2",
+        "log.log_every=1", "log.sample_every=100", "log.checkpoint_every=null",
+    ])
+    run = tmp_path / "run"
+    # reads 1-2: the fixed sample batch; 3, 4, ...: one per step; the stop lands in step 2
+    stopped = train(config, run, dataset=_StopsTheRun(build_dataset(config), stop_at=4))
+    assert stopped == run and stopped.is_dir() and not (run / "final").exists()
+    assert [step for step, _ in ckpt.list_checkpoints(run)] == [2]
+    final = train(config, run, resume=True)
+    assert final == run / "final" and SPADEModel.from_pretrained(final).generator is not None

@@ -1,6 +1,6 @@
 """Write an untrained (step-0) model folder for a training config: the floor row of docs/reproduction.md.
 
-    python tools/reproduction_init.py --config configs/repro_spade.yaml --out runs/repro_spade_init --seed 0
+    python tools/reproduction_init.py --config repro_spade --out runs/repro_spade_init --seed 0
 
 The networks are built and initialised exactly as `spadekit train` does at step 0 (Xavier-normal,
 gain 0.02), then a few forward passes without gradients let the spectral-norm power iteration
@@ -21,7 +21,7 @@ from spadekit.train.loop import build_dataset, init_weights, model_config
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", required=True, help="training config (configs/repro_*.yaml)")
+    parser.add_argument("--config", required=True, help="training config: a preset name (repro_spade, repro_pix2pixhd, repro_concat) or a YAML file")
     parser.add_argument("--out", required=True, help="model folder to write")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("overrides", nargs="*", help="section.key=value, as for spadekit train")

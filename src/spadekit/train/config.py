@@ -1,15 +1,17 @@
 """Training configuration: one dataclass per section, loaded from YAML with dotted overrides.
 
-    spadekit train --config configs/landscapes.yaml train.batch_size=2 log.sample_every=100 --out runs/x
+    spadekit train --config landscapes train.batch_size=2 log.sample_every=100 --out runs/x
 
-A YAML file has up to four sections (data, model, train, log); every key must be a field of the
-section's dataclass, so a typo is an error that names the key. The fully resolved config is saved
-as RUN_DIR/config.yaml and inside every checkpoint.
+--config takes a preset's name (the YAML files shipped in `spadekit/configs/`, see `preset_names()`)
+or the path of a YAML file. A YAML file has up to four sections (data, model, train, log); every
+key must be a field of the section's dataclass, so a typo is an error that names the key. The
+fully resolved config is saved as RUN_DIR/config.yaml and inside every checkpoint.
 """
 from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import types
 import typing
 from dataclasses import dataclass, field
@@ -323,15 +325,37 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return path, value
 
 
-def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:
-    """Read a YAML config (None = defaults) and apply `section.key=value` overrides."""
+PRESET_DIR = Path(__file__).resolve().parents[1] / "configs"
+
+
+def preset_names() -> list[str]:
+    """Names of the presets shipped with spadekit (`spadekit train --config NAME`)."""
+    return sorted(path.stem for path in PRESET_DIR.glob("*.yaml"))
+
+
+def resolve_config(name_or_path: str | os.PathLike) -> Path:
+    """The YAML file of a config: an existing file, or a preset by name ("landscapes" or "landscapes.yaml")."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    text = os.fspath(name_or_path)
+    presets = ", ".join(preset_names())
+    if os.sep in text or "/" in text:
+        raise SpadekitError(f"config file {text} does not exist; give an existing YAML file or a preset name ({presets})")
+    name = text[: -len(".yaml")] if text.endswith(".yaml") else text
+    if not (PRESET_DIR / f"{name}.yaml").is_file():
+        raise SpadekitError(f"config {text!r}: no such file and no preset of that name; presets: {presets}")
+    return PRESET_DIR / f"{name}.yaml"
+
+
+def load_config(path: str | os.PathLike | None, overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:
+    """Read a YAML config (a file or a preset name, see `resolve_config`; None = defaults) and apply
+    `section.key=value` overrides."""
     data: dict = {}
     source = "config"
     if path is not None:
-        path = Path(path)
+        path = resolve_config(path)
         source = str(path)
-        if not path.is_file():
-            raise SpadekitError(f"config file {path} does not exist (presets live in configs/*.yaml)")
         try:
             data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:

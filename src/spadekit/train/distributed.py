@@ -77,13 +77,17 @@ def broadcast_flag(flag: bool, info: DistInfo) -> bool:
     return bool(tensor.item())
 
 
-def maybe_sync_batchnorm(module: nn.Module, info: DistInfo) -> nn.Module:
-    """BatchNorm -> synchronised BatchNorm, only when training in more than one process.
+def maybe_sync_batchnorm(module: nn.Module, norm: str, info: DistInfo) -> nn.Module:
+    """The BatchNorms of a network built with norm "syncbatch" -> synchronised BatchNorm, only when
+    training in more than one process (as the pytorch/examples DDP trainers do); any other norm
+    ("batch": statistics of each process's own batch) and one process: the module unchanged.
 
     CUDA: torch's SyncBatchNorm. CPU (gloo): torch's SyncBatchNorm refuses CPU tensors, so
     GlooSyncBatchNorm computes the same statistics with a differentiable all_reduce.
     """
-    if not info.enabled or not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules()):
+    if norm != "syncbatch" or not info.enabled:
+        return module
+    if not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules()):
         return module
     if info.device.type == "cuda":
         return nn.SyncBatchNorm.convert_sync_batchnorm(module)

@@ -160,7 +160,9 @@ class _StopRequest:
 
 # ---- the loop -------------------------------------------------------------------------------------
 def train(config: TrainConfig, run_dir: str | os.PathLike, resume: bool = False, dataset=None) -> Path:
-    """Train (or continue) a run in `run_dir`; returns the folder of the exported final model.
+    """Train (or continue) a run in `run_dir`; returns the folder of the exported final model
+    (RUN_DIR/final), or RUN_DIR itself when a stop request (SIGTERM, Ctrl-C) ended the run early:
+    its newest checkpoint is then where `train(..., resume=True)` continues.
 
     dataset: a ready dataset (tests); default: the one the data section describes.
     """
@@ -223,8 +225,11 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, resume: bool = False,
     g_step = GeneratorStep(model.generator, model.encoder, t.fast_path, use_instance).to(device)
     discriminator = model.discriminator.to(device)
     ema = copy.deepcopy(g_step).eval().requires_grad_(False) if t.ema_decay is not None else None
-    g_step = dist_utils.maybe_sync_batchnorm(g_step, info)
-    discriminator = dist_utils.maybe_sync_batchnorm(discriminator, info)
+    # norm "syncbatch": batch statistics over all processes; "batch": over each process's own batch
+    g_step.generator = dist_utils.maybe_sync_batchnorm(g_step.generator, mconfig.generator.norm, info)
+    if g_step.encoder is not None:
+        g_step.encoder = dist_utils.maybe_sync_batchnorm(g_step.encoder, mconfig.encoder.norm, info)
+    discriminator = dist_utils.maybe_sync_batchnorm(discriminator, mconfig.discriminator.norm, info)
     g_ddp = dist_utils.wrap(g_step, info)
     d_ddp = dist_utils.wrap(discriminator, info)
 
@@ -362,7 +367,7 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, resume: bool = False,
                 monitor.message(f"stopped at step {step}; continue with --resume")
                 monitor.close()
                 dist_utils.shutdown()
-                return run_dir / "final"
+                return run_dir
 
     # Export: the EMA generator (and encoder) with the discriminator, as a model folder -----------
     final = run_dir / "final"
