@@ -25,9 +25,12 @@ from pathlib import Path
 import torch
 
 from spadekit import SpadekitError
-
 from spadekit.config import DiscriminatorConfig, EncoderConfig, GeneratorConfig, SPADEModelConfig
 from spadekit.data.labels import Label, LabelSet
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # BatchNorm calibration shared with the tests
+
+from batch_norm import calibrate_batch_norm  # noqa: E402  (after the path above)
 
 
 @dataclass
@@ -84,45 +87,14 @@ def build_model(case: Case):
     ))
 
 
-def _label(model, batch: int, seed: int | None = None) -> torch.Tensor:
-    """Horizontal bands of several classes (seed: random classes and band edges, for BN calibration)."""
+def _label(model, batch: int) -> torch.Tensor:
+    """Eight horizontal bands of several classes, the same for every case and path."""
     h, w = model.output_size
     n = model.labels.num_channels
     label = torch.zeros(batch, 1, h, w, dtype=torch.long)
-    if seed is None:
-        for i in range(8):
-            label[:, :, i * h // 8:(i + 1) * h // 8] = (i * 7) % n
-        return label
-    rng = torch.Generator().manual_seed(seed)
-    for b in range(batch):
-        edges = sorted(torch.randint(1, h, (7,), generator=rng).tolist())
-        for top, bottom in zip([0] + edges, edges + [h]):
-            label[b, :, top:bottom] = int(torch.randint(0, n, (1,), generator=rng))
+    for i in range(8):
+        label[:, :, i * h // 8:(i + 1) * h // 8] = (i * 7) % n
     return label
-
-
-def calibrate_batch_norm(model, passes: int = 3, batch: int = 2) -> None:
-    """Running statistics of the generator's BatchNorm layers from train-mode forwards on random label maps.
-
-    A randomly initialised network keeps mean 0 / var 1, which its activations do not have, so eval-mode
-    outputs are far off scale and rounding is amplified; a trained network's statistics match.
-    """
-    norms = [m for m in model.generator.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    if not norms:
-        return
-    momentum = [m.momentum for m in norms]
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None  # cumulative average over the passes
-    model.generator.train()
-    with torch.no_grad():
-        for i in range(passes):
-            label = _label(model, batch, seed=100 + i)
-            z = torch.randn(batch, model.config.generator.z_dim) if model.config.generator.use_vae else None
-            model.generator(model.semantic(label), z)
-    for m, value in zip(norms, momentum):
-        m.momentum = value
-    model.generator.eval()
 
 
 def run_case(case: Case) -> dict:

@@ -1,7 +1,7 @@
 """BatchNorm running statistics that match a random model's activations, as a trained model's do.
 
 A randomly initialised network keeps mean 0 / var 1, which its activations do not have, so eval-mode
-outputs are off scale and rounding errors grow. (benchmarks/suite.py calibrates its models the same way.)
+outputs are off scale and rounding errors grow. Used by the tests and by benchmarks/suite.py.
 """
 from __future__ import annotations
 
