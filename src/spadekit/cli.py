@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
+import shutil
 import sys
+from pathlib import Path
 
 from spadekit import SpadekitError, __version__
 
@@ -28,6 +31,19 @@ def build_parser() -> argparse.ArgumentParser:
         if hasattr(module, "register"):
             module.register(subparsers)
     return parser
+
+
+def command(subcommand: str) -> str:
+    """How to type `spadekit SUBCOMMAND` here: the console script by name when this environment's is the
+    one on PATH, else its path (relative to the working folder when inside it), else `python -m spadekit.cli`."""
+    script = Path(sys.executable).with_name("spadekit")
+    found = shutil.which("spadekit")
+    if found and script.is_file() and Path(found).resolve() == script.resolve():
+        return f"spadekit {subcommand}"
+    if script.is_file():
+        relative = os.path.relpath(script)
+        return f"{script if relative.startswith('..') else relative} {subcommand}"
+    return f"{sys.executable} -m spadekit.cli {subcommand}"
 
 
 def main(argv: list[str] | None = None) -> int:

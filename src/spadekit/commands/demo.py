@@ -83,5 +83,7 @@ def run(args) -> int:
     sheet = out / "contact_sheet.png"
     save_image(sheet, contact_sheet(rows, tile=160, titles=titles))
     print(f"wrote {len(list(out.glob('*.png')))} images to {out}/ (overview: {sheet})")
-    print("paint your own: .venv/bin/spadekit serve   then open http://127.0.0.1:8000")
+    from spadekit.cli import command
+
+    print(f"paint your own: {command('serve')}   then open http://127.0.0.1:8000")
     return 0
