@@ -42,6 +42,10 @@ def register(subparsers) -> None:
 
     add_make_landscapes_parser(data_subparsers)
 
+    from spadekit.eval.heldout import add_heldout_photos_parser
+
+    add_heldout_photos_parser(data_subparsers)
+
 
 def _help(parser, args) -> int:
     parser.print_help()
