@@ -12,8 +12,9 @@ Inputs
   order, later on top, and must cover every pixel.
 - PACKAGES/<PACKAGE>/PATH: the package files as `extract_more_photos.sh` (the landscape-sources
   notes) extracts them, each package's copyright file beside them (PACKAGE_FACTS below says where).
-  Enlightenment backgrounds are `.edj` files; the script stores their `img.png` (from edje_decc)
-  as PACKAGES/enlightenment-data/<Name>.png.
+  Enlightenment backgrounds are `.edj` archives; the script stores their `img.png` (from
+  edje_decc) as PACKAGES/enlightenment-data/<Name>.png. gimp-help-en's copyright file comes from
+  gimp-help-common (PACKAGES/gimp-help-common/usr/share/doc/gimp-help-common/copyright).
 
 Output (DIR, default the package's assets/heldout/): photos/<ID>.jpg (JPEG q95, the labelled
 resolution), annotations.json (the polygons with each photo's source package, version, path and
@@ -22,8 +23,10 @@ crop) and CREDITS.md (package, version, path, author, licence per photo).
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import io
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -43,32 +46,37 @@ HELDOUT_IDS = (
 MAX_WIDTH = 1024
 JPEG_QUALITY = 95
 
-# package -> version, its copyright file (under PACKAGES/<package>/), the text that file must hold
-# for the licence, the licence, and the author of its photos (from that file).
+# How each package states authors and licences. "copyright" is relative to PACKAGES. A DEP-5
+# (machine-readable) copyright file is searched for the Files block that matches the photo's path
+# in the source tree ("source_path"); the others are plain text, read by hand and checked here for
+# the words that carry the facts ("must_hold").
 PACKAGE_FACTS = {
-    "lxqt-themes": {
-        "version": "1.2.0-1", "copyright": "usr/share/lxqt/wallpapers/License", "must_hold": "by-sa/3.0",
-        "licence": "CC-BY-SA-3.0",
-        # The License file credits stefonarch with beam, flowers, butterfly, fog, not-windows,
-        # appleflowers, after-the-rain and drop; Valendas and cloud are credited to nobody by name.
-        "author": {"Valendas.png": "LXQt Project Team (photographer not named)", "cloud.png": "LXQt Project Team (photographer not named)"},
-        "default_author": "stefonarch",
-    },
     "enlightenment-data": {
-        "version": "0.25.4-2", "copyright": "copyright", "must_hold": "BSD-2-clause", "licence": "BSD-2-clause",
-        "default_author": "Carsten Haitzler and the Enlightenment contributors (no per-photo credit)",
+        "version": "0.25.4-2", "copyright": "enlightenment-data/copyright", "dep5": True,
+        "source_path": lambda path: path,
     },
     "gimp-help-en": {
-        "version": "2.10.34-2", "copyright": "usr/share/doc/gimp-help-en/copyright", "must_hold": "GFDL",
-        "licence": "GFDL-1.2+", "default_author": "The GIMP Documentation Team",
-    },
-    "scribus-template": {
-        "version": "1.2.4.1-6", "copyright": "usr/share/doc/scribus-template/copyright", "must_hold": "public domain",
-        "licence": "public domain", "default_author": "Riku Leino",
+        # gimp-help-en's copyright file is gimp-help-common's (`apt-get download gimp-help-common`).
+        "version": "2.10.34-2", "copyright": "gimp-help-common/usr/share/doc/gimp-help-common/copyright", "dep5": True,
+        "source_path": lambda path: path,
     },
     "torcs-data": {
-        "version": "1.3.7+dfsg-5", "copyright": "usr/share/doc/torcs-data/copyright", "must_hold": "GPL-2",
-        "licence": "GPL-2+", "default_author": "the TORCS data authors (Bernhard Wymann, Eric Espie, Christophe Guionneau and others)",
+        "version": "1.3.7+dfsg-5", "copyright": "torcs-data/usr/share/doc/torcs-data/copyright", "dep5": True,
+        "source_path": lambda path: path.replace("usr/share/games/torcs/", "data/", 1),
+    },
+    "lxqt-themes": {
+        # wallpapers/License: CC-BY-SA-3.0; photos by stefonarch: beam, flowers, butterfly, fog,
+        # not-windows, appleflowers, after-the-rain, drop. Valendas and cloud are credited to nobody.
+        "version": "1.2.0-1", "copyright": "lxqt-themes/usr/share/lxqt/wallpapers/License",
+        "must_hold": ["by-sa/3.0", "stefonarch", "beam", "not-windows"], "licence": "CC-BY-SA-3.0",
+        "author": {"beam.png": "stefonarch", "this-is-not-windows.jpg": "stefonarch"},
+        "default_author": "LXQt Project Team (the photographer is not named in wallpapers/License)",
+    },
+    "scribus-template": {
+        # "Scribus templates by Riku Leino listed above [br2 among them] ... placed into public domain".
+        "version": "1.2.4.1-6", "copyright": "scribus-template/usr/share/doc/scribus-template/copyright",
+        "must_hold": ["Riku Leino", "(br2)", "placed into public domain"], "licence": "public domain",
+        "default_author": "Riku Leino",
     },
 }
 
@@ -78,10 +86,70 @@ def fail(message: str) -> None:
 
 
 def package_path(package: str, path: str) -> str:
-    """The file's path inside the .deb (Enlightenment's image sits inside an .edj archive)."""
+    """The file's path inside the .deb (an Enlightenment background is an .edj archive holding img.png)."""
     if package == "enlightenment-data":
-        return f"usr/share/enlightenment/data/backgrounds/{Path(path).stem}.edj (img.png inside)"
+        return f"usr/share/enlightenment/data/backgrounds/{Path(path).stem}.edj"
     return path
+
+
+def extracted_file(packages: Path, package: str, path: str) -> Path:
+    """Where the extracted image lies under PACKAGES (edje_decc's img.png is stored as <Name>.png)."""
+    if package == "enlightenment-data":
+        return packages / package / f"{Path(path).stem}.png"
+    return packages / package / path
+
+
+def dep5_blocks(text: str) -> list[dict[str, str]]:
+    """The paragraphs of a DEP-5 copyright file as {field: value} (continuation lines joined)."""
+    blocks = []
+    for paragraph in text.split("\n\n"):
+        fields, name = {}, None
+        for line in paragraph.splitlines():
+            if line[:1] in (" ", "\t") and name:
+                fields[name] += "\n" + line.strip()
+            elif ":" in line:
+                name, _, value = line.partition(":")
+                fields[name.strip()] = value.strip()
+        if fields:
+            blocks.append(fields)
+    return blocks
+
+
+def holders(copyright_field: str) -> str:
+    """'2000, Eric Espie <e@x>\n2002, Someone' -> 'Eric Espie, Someone' (years and e-mails dropped)."""
+    names = []
+    for line in copyright_field.splitlines():
+        name = re.sub(r"<[^>]*>", "", line)
+        name = re.sub(r"^[\d\s,.\-]*(by\s+)?", "", name).strip(" ,.")
+        if name:
+            names.append(name)
+    if len(names) > 2:
+        # A long list (translators and the like): the first holder stands for them.
+        return names[0] if "contributors" in names[0] else f"{names[0]} and others"
+    return ", ".join(names)
+
+
+def author_and_licence(packages: Path, package: str, path: str) -> tuple[str, str]:
+    facts = PACKAGE_FACTS[package]
+    copyright_file = packages / facts["copyright"]
+    if not copyright_file.is_file():
+        fail(f"{copyright_file}: the copyright file of {package} is missing")
+    text = copyright_file.read_text(errors="replace")
+    if not facts.get("dep5"):
+        missing = [words for words in facts["must_hold"] if words.lower() not in text.lower()]
+        if missing:
+            fail(f"{copyright_file}: does not say {missing}; check the author and licence of {path} again")
+        return facts.get("author", {}).get(Path(path).name, facts["default_author"]), facts["licence"]
+    # DEP-5: the last Files block matching the file's source path holds its copyright and licence.
+    source = facts["source_path"](path)
+    found = None
+    for block in dep5_blocks(text):
+        patterns = block.get("Files", "").split()
+        if any(fnmatch.fnmatchcase(source, pattern) for pattern in patterns):
+            found = block
+    if found is None or "Copyright" not in found or "License" not in found:
+        fail(f"{copyright_file}: no Files block with Copyright and License matches {source}")
+    return holders(found["Copyright"]), found["License"].splitlines()[0].strip()
 
 
 def labelled_image(source: Path, crop, expected_size) -> Image.Image:
@@ -132,30 +200,29 @@ def main() -> None:
         if package not in PACKAGE_FACTS or not path:
             fail(f"{label_file}: source {label['source']!r} is not PACKAGE:PATH of a known package ({', '.join(PACKAGE_FACTS)})")
         facts = PACKAGE_FACTS[package]
-        copyright_file = args.packages / package / facts["copyright"]
-        if not copyright_file.is_file() or facts["must_hold"].lower() not in copyright_file.read_text(errors="replace").lower():
-            fail(f"{copyright_file}: missing, or does not state the licence ({facts['must_hold']!r})")
+        inside = package_path(package, path)
+        author, licence = author_and_licence(args.packages, package, inside)
 
         # Photo: exactly the labelled pixels, stored once as JPEG.
-        image = labelled_image(args.packages / package / path, label.get("crop"), label["size"])
+        image = labelled_image(extracted_file(args.packages, package, path), label.get("crop"), label["size"])
         photo_name = f"photos/{photo_id}.jpg"
         buffer = io.BytesIO()
         image.save(buffer, format="JPEG", quality=JPEG_QUALITY)
         atomic_write_bytes(args.out / photo_name, buffer.getvalue())
 
         fractions = check_polygons(photo_id, label)
-        inside = package_path(package, path)
         entries.append({
             "id": photo_id,
             "photo": photo_name,
             "size": label["size"],
-            "source": {"package": package, "version": facts["version"], "path": inside, "crop": label.get("crop")},
+            "source": {"package": package, "version": facts["version"], "path": inside, "crop": label.get("crop"),
+                       "author": author, "licence": licence},
             "note": label.get("note", ""),
             "polygons": label["polygons"],
         })
-        author = facts.get("author", {}).get(Path(path).name, facts["default_author"])
         crop = "" if not label.get("crop") else f" (crop {', '.join(f'{v:.3f}' for v in label['crop'])})"
-        rows.append(f"| {photo_id} | {package} ({facts['version']}) | `{inside}`{crop} | {author} | {facts['licence']} |")
+        inside_text = f"`{inside}` (img.png inside)" if inside.endswith(".edj") else f"`{inside}`"
+        rows.append(f"| {photo_id} | {package} ({facts['version']}) | {inside_text}{crop} | {author} | {licence} |")
         print(photo_id, label["size"], fractions)
 
     about = ("Real held-out photos for `spadekit eval`: dense hand-drawn polygon labels in pixel coordinates of "
@@ -167,9 +234,10 @@ def main() -> None:
         "",
         "Every photo under `spadekit/assets/heldout/photos/` is a copy, at most 1024 px wide, of a",
         "photograph shipped by the Debian package named below (built by `tools/build_heldout_assets.py`).",
-        "Licences are those of the source files; the copies keep them (CC-BY-SA: attribution below;",
-        "GPL / GFDL: the source is the named package file). The polygon labels in `annotations.json`",
-        "are spadekit's own. No training data (pairs, textures, style photos) uses these sources.",
+        "Licences are those of the source files, as the package's copyright file states them; the copies",
+        "keep them (attribution below; the source of each copy is the named package file). The polygon",
+        "labels in `annotations.json` are spadekit's own. No training data (pairs, textures, style photos)",
+        "uses these sources.",
         "",
         "| photo | package (version) | path in package | author | licence |",
         "|---|---|---|---|---|",

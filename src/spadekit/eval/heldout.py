@@ -17,11 +17,13 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from spadekit import SpadekitError
-from spadekit.fileio import atomic_write_bytes
+from spadekit.fileio import atomic_write_bytes, atomic_write_text
 from spadekit.imageio import png_bytes
+
+UNLABELLED = 255  # not a landscape id: marks pixels no polygon covers
 
 
 def heldout_dir() -> Path:
@@ -42,20 +44,34 @@ def load_heldout_annotations(folder: Path | None = None) -> list[dict]:
 
 
 def heldout_label_map(entry: dict) -> np.ndarray:
-    """Raw-id label map [h, w] uint8 of one held-out photo; every pixel must be covered by a polygon."""
-    from spadekit.data.landscapes import render_annotation
+    """Raw-id label map [h, w] uint8 of one held-out photo: its polygons painted in order, later on
+    top, in pixels of the photo; every pixel must be covered."""
+    from spadekit.data.labels import landscape_labels
 
-    ids = render_annotation(entry)
-    if (ids == 255).any():
-        raise SpadekitError(f"held-out annotations: {entry['id']}: polygons leave {(ids == 255).sum()} pixels unlabelled")
-    return ids
+    ids = {label.name: label.id for label in landscape_labels().labels}
+    width, height = entry["size"]
+    canvas = Image.new("L", (width, height), UNLABELLED)
+    draw = ImageDraw.Draw(canvas)
+    for k, polygon in enumerate(entry["polygons"]):
+        if polygon["class"] not in ids:
+            raise SpadekitError(f"held-out annotations: {entry['id']}: polygon {k} has unknown class {polygon['class']!r}")
+        draw.polygon([tuple(point) for point in polygon["points"]], fill=ids[polygon["class"]])
+    array = np.asarray(canvas, dtype=np.uint8)
+    if (array == UNLABELLED).any():
+        raise SpadekitError(f"held-out annotations: {entry['id']}: polygons leave {(array == UNLABELLED).sum()} pixels unlabelled")
+    return array
+
+
+def palette_yaml() -> str:
+    """The landscape label set as a folder dataset's palette.yaml: [{name, id, color}]."""
+    from spadekit.data.labels import landscape_labels, rgb_to_hex
+
+    return "".join(f'- {{name: {l.name}, id: {l.id}, color: "{rgb_to_hex(l.color)}"}}\n' for l in landscape_labels().labels)
 
 
 def write_heldout_photos(out: str | Path, progress: bool = True) -> list[str]:
     """Write the held-out set to `out` as a folder dataset (module docstring). Returns the photo ids."""
     from tqdm import tqdm
-
-    from spadekit.data.landscapes import write_palette
 
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -78,7 +94,7 @@ def write_heldout_photos(out: str | Path, progress: bool = True) -> list[str]:
         labels = heldout_label_map(entry)
         atomic_write_bytes(out / "images" / f"{entry['id']}.jpg", photo.read_bytes())
         atomic_write_bytes(out / "labels" / f"{entry['id']}.png", png_bytes(Image.fromarray(labels, mode="L")))
-    write_palette(out / "palette.yaml")
+    atomic_write_text(out / "palette.yaml", palette_yaml())
     atomic_write_bytes(out / "CREDITS.md", (source / "CREDITS.md").read_bytes())
     return [e["id"] for e in entries]
 
