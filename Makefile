@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.spadekit-installed
 
-.PHONY: demo test test-fast bench setup browser-deps clean
+.PHONY: demo test test-fast lint bench setup browser-deps clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -30,6 +30,10 @@ demo: $(STAMP)
 
 test: $(STAMP) browser-deps
 	$(PY) -m pytest -q
+
+# Style and likely bugs (pyproject.toml [tool.ruff]); CI runs it before the tests.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow and not browser and not distributed"

@@ -10,6 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from helpers import tiny_model_config
+from spadekit.models import SPADEModel
+from spadekit.train.distributed import DistInfo, GlooSyncBatchNorm, maybe_sync_batchnorm
 from test_train_smoke import TINY, perceptual_overrides, write_tiny_dataset
 
 REPO = Path(__file__).resolve().parents[1]
@@ -21,7 +24,8 @@ def _overrides(data: Path) -> list[str]:
     # syncbatch: the SPADE norms become SyncBatchNorm under 2 processes (batch stats over both).
     return [
         "--config", str(TINY), f"data.root={data}", "model.norm=syncbatch", "train.steps=3", "train.batch_size=4",
-        "train.grad_accum=2", "train.num_threads=1", "train.adam_eps=1e-4", "log.log_every=1", "log.checkpoint_every=1", "log.keep_last=3", *perceptual_overrides(),
+        "train.grad_accum=2", "train.num_threads=1", "train.adam_eps=1e-4", "log.log_every=1", "log.checkpoint_every=1",
+        "log.keep_last=3", *perceptual_overrides(),
     ]
 
 
@@ -71,11 +75,6 @@ def test_two_processes_match_one(tmp_path):
 @pytest.mark.parametrize("device", ["cpu", "cuda"])
 def test_only_syncbatch_norms_are_synchronised_and_only_with_several_processes(device):
     """norm "syncbatch": SyncBatchNorm when world size > 1, plain BatchNorm otherwise; "batch" stays per process."""
-    from spadekit.models import SPADEModel
-    from spadekit.train.distributed import DistInfo, GlooSyncBatchNorm, maybe_sync_batchnorm
-
-    from helpers import tiny_model_config
-
     synchronised = GlooSyncBatchNorm if device == "cpu" else torch.nn.SyncBatchNorm
     two, one = DistInfo(world_size=2, device=torch.device(device)), DistInfo(world_size=1, device=torch.device(device))
     for norm, world, expected in (("syncbatch", two, True), ("syncbatch", one, False), ("batch", two, False)):

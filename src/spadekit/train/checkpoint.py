@@ -72,7 +72,7 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
 
 def load_latest(run_dir: Path) -> tuple[Path, dict[str, Any]] | None:
     """The newest readable checkpoint of the run; corrupt or partial files are skipped with a warning."""
-    for step, path in reversed(list_checkpoints(run_dir)):
+    for _, path in reversed(list_checkpoints(run_dir)):
         try:
             return path, load_checkpoint(path)
         except SpadekitError as error:
