@@ -14,6 +14,14 @@ class Cancelled(Exception):
     """A waiting job whose client went away before its turn: skipped, never run."""
 
 
+class Ticket(threading.Event):
+    """A submitted job's cancel flag (set when its client went away) and whether its turn has come."""
+
+    def __init__(self):
+        super().__init__()
+        self.started = False
+
+
 class InferencePool:
     """`workers` threads and at most `queue` jobs waiting; `try_submit` returns None when full.
 
@@ -33,6 +41,7 @@ class InferencePool:
         self._mean_seconds = 1.0
         self.completed = 0
         self.dropped = 0
+        self._abandoned = 0  # waiting jobs whose client went away: skipped when their turn comes
 
     @property
     def capacity(self) -> int:
@@ -43,6 +52,7 @@ class InferencePool:
             return {
                 "workers": self.workers, "queue": self.queue, "running": self._running,
                 "waiting": self._pending - self._running, "completed": self.completed, "dropped": self.dropped,
+                "abandoned": self._abandoned,
             }
 
     def retry_after(self) -> int:
@@ -55,19 +65,31 @@ class InferencePool:
         with self._lock:
             return self._pending >= self.capacity
 
-    def try_submit(self, job: Callable[[threading.Event], Any]) -> tuple[Future, threading.Event] | None:
+    def abandon(self, ticket: Ticket) -> None:
+        """The job's client went away: a waiting job will be skipped, a running one finishes unseen."""
+        with self._lock:
+            if not ticket.is_set():
+                ticket.set()
+                if not ticket.started:
+                    self._abandoned += 1
+
+    def try_submit(self, job: Callable[[threading.Event], Any]) -> tuple[Future, Ticket] | None:
         with self._lock:
             if self._pending >= self.capacity:
                 return None
             self._pending += 1
-        cancelled = threading.Event()
+        cancelled = Ticket()
 
         def run():
             start = time.perf_counter()
             try:
-                if cancelled.is_set():
-                    with self._lock:
+                with self._lock:
+                    cancelled.started = True
+                    skip = cancelled.is_set()
+                    if skip:
                         self.dropped += 1
+                        self._abandoned -= 1
+                if skip:
                     raise Cancelled()
                 with self._lock:
                     self._running += 1

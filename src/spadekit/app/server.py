@@ -139,7 +139,7 @@ def create_app(
             if done:
                 break
             if await request.is_disconnected():
-                cancelled.set()  # still waiting: skipped when its turn comes; running: finishes unseen
+                pool.abandon(cancelled)  # still waiting: skipped when its turn comes; running: finishes unseen
                 raise APIError(499, "client closed the request")
         try:
             return waiting.result()
