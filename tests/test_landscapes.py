@@ -1,9 +1,8 @@
-"""make-landscapes: determinism, label validity, layout on disk, class coverage, credits, paintings."""
+"""make-landscapes: determinism, label validity, layout on disk, class coverage, credits, paintings
+(the labelled photos and their crops: test_landscape_photos.py)."""
 from __future__ import annotations
 
-import json
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,7 +10,7 @@ import yaml
 from PIL import Image
 
 from spadekit.data.labels import landscape_labels, rgb_to_hex
-from spadekit.landscapes import generate_sample, load_annotations, make_landscapes, render_annotation
+from spadekit.landscapes import generate_sample, make_landscapes
 from spadekit.landscapes.textures import assets_dir, landscapes_dir, load_manifest
 
 LABELS = landscape_labels()
@@ -86,15 +85,6 @@ def test_every_asset_is_credited():
     assert len(style_files) >= 4
     for name in style_files:
         assert name in style_credits
-
-
-def test_annotations_cover_every_pixel_with_known_ids():
-    entries = load_annotations()
-    for entry in entries:
-        lab = render_annotation(entry)
-        assert lab.shape == (entry["size"][1], entry["size"][0])
-        assert 255 not in lab, f"{entry['photo']}: unlabelled pixels"
-        assert set(np.unique(lab).tolist()) <= KNOWN_IDS
 
 
 def test_starter_paintings_load_and_match_their_descriptions():

@@ -1,7 +1,8 @@
 """The first samples of `spadekit data make-landscapes` are pinned by hash so the data cannot change by accident.
 
-At the default size (256) and seed (0), samples 2 and 7 are augmented real photos and the other six are
-composites, so both sources are covered. The hashes are of the bytes written (JPEG images, PNG label maps).
+At the default size (256), seed (0) and real fraction (0.5), samples 2, 5, 6 and 7 are crops of real
+photos and the other four are composites, so both sources are covered. The hashes are of the bytes
+written (JPEG images, PNG label maps).
 When the data is meant to change (new photos, a new sampler), recompute them in the same commit:
 `python tests/test_landscapes_golden.py` prints the current values.
 """
@@ -15,8 +16,8 @@ from spadekit.cli import main
 
 N_SAMPLES = 8
 EXPECTED = {
-    "images": "6f3269431ccc23325a72517bc3f54ab3efa2d0e953350ae52baaa26e9f4aacab",
-    "labels": "ad28df6ee3e1ded47679cc635acb3682fa6a795675f846281c29c4bdf462f5f0",
+    "images": "f1dbef9b6c81e15c4f9719a1d650be665e8055d3eee10d67583752bb931923d8",
+    "labels": "d93dede1f140b3ca8d3fca9e74548a392df012b90b34b9678763a39ee26abf8a",
 }
 
 

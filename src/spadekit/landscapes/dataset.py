@@ -2,8 +2,8 @@
 
 Two sources, mixed by `real_fraction`:
   composites: procedural layouts filled with texture crops of real photos (compose.py);
-  real photos: the committed downscaled photos with hand-drawn dense polygon labels, augmented by
-      random crops, scales and flips (photos.py).
+  real photos: the committed photos (up to 1600 px) with hand-drawn dense polygon labels, as square
+      crops at scales from the photo's own detail to the whole scene, flipped and jittered (photos.py).
 Works only from the committed assets; deterministic: sample i depends only on (seed, i).
 
 Output layout:
@@ -27,7 +27,7 @@ from spadekit.landscapes.compose import composite
 from spadekit.landscapes.photos import load_annotations, real_sample
 from spadekit.landscapes.textures import landscapes_dir
 
-DEFAULT_REAL_FRACTION = 0.2
+DEFAULT_REAL_FRACTION = 0.5  # half the samples are real photos: the photographic default model's data
 JPEG_QUALITY = 95
 
 
