@@ -53,8 +53,8 @@ from PIL import Image, ImageDraw
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from spadekit.data.labels import landscape_labels
-from spadekit.fileio import atomic_write_bytes, atomic_write_text
+from spadekit.data.labels import landscape_labels  # noqa: E402
+from spadekit.fileio import atomic_write_bytes, atomic_write_text  # noqa: E402
 
 SOURCES_DIR = ROOT.parent / "shared" / "data" / "landscape_sources"
 SOURCES_CSV = SOURCES_DIR / "photos.csv"
@@ -191,8 +191,10 @@ def fetch() -> None:
         subprocess.run(["bash", str(SOURCES_DIR / "extract_more_photos.sh"), str(MORE)], check=True)
     gimp_common = MORE / "gimp-help-en" / MORE_PACKAGES["gimp-help-en"]["copyright"]
     if not gimp_common.is_file():
-        subprocess.run(["apt-get", "download", "gimp-help-common"], cwd=debs, check=True)
-        deb = max(debs.glob("gimp-help-common_*.deb"))
+        more_debs = CACHE / "debs-more"  # not in debs/: those are all unpacked into x/
+        more_debs.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["apt-get", "download", "gimp-help-common"], cwd=more_debs, check=True)
+        deb = max(more_debs.glob("gimp-help-common_*.deb"))
         subprocess.run(["dpkg-deb", "-x", str(deb), str(MORE / "gimp-help-en")], check=True)
 
 
