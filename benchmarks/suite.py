@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from spadekit import SpadekitError
-from spadekit.config import DiscriminatorConfig, EncoderConfig, GeneratorConfig, SPADEModelConfig
+from spadekit.config import ModelConfig
 from spadekit.data.labels import Label, LabelSet
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # BatchNorm calibration shared with the tests
@@ -51,7 +51,7 @@ class Case:
     threads: int = 2
     calibrate: bool = True  # infer: BatchNorm statistics from a few train-mode passes first (calibrate_batch_norm)
     checkpointing: bool = False  # train: activation checkpointing of the generator blocks
-    compile: bool = False  # infer, fast path: torch.compile'd SPADE elementwise kernels (spadekit.fast.compile_kernels)
+    compile: bool = False  # infer, fast path: torch.compile'd SPADE elementwise kernels (spadekit.layers.spade.compile_kernels)
 
 
 SUITES = {
@@ -77,13 +77,10 @@ def build_model(case: Case):
 
         return SPADEModel.from_pretrained(resolve_model_path(case.model))
     labels = LabelSet("bench", [Label(i, f"c{i}", (i % 256, 0, 0)) for i in range(case.num_labels)], None, False)
-    sem = labels.num_channels
-    return SPADEModel(SPADEModelConfig(
-        labels=labels.to_dict(), use_instance=False,
-        generator=GeneratorConfig(semantic_channels=sem, ngf=case.ngf, crop_size=case.size, use_vae=case.use_vae,
-                                  z_dim=case.z_dim, norm=case.norm, spade_hidden=case.spade_hidden),
-        encoder=EncoderConfig(ndf=case.ngf, z_dim=case.z_dim) if case.use_vae else None,
-        discriminator=DiscriminatorConfig(input_channels=sem + 3, ndf=case.ngf),
+    return SPADEModel(ModelConfig(
+        labels=labels.to_dict(), ngf=case.ngf, crop_size=case.size, use_vae=case.use_vae, z_dim=case.z_dim,
+        norm=case.norm, spade_hidden=case.spade_hidden, encoder_ndf=case.ngf, encoder_size=256, encoder_layers=6,
+        d_ndf=case.ngf,
     ))
 
 
@@ -103,7 +100,7 @@ def run_case(case: Case) -> dict:
     torch.manual_seed(0)
     model = build_model(case)
     label = _label(model, case.batch)
-    z = torch.randn(case.batch, model.config.generator.z_dim) if model.config.generator.use_vae else None
+    z = torch.randn(case.batch, model.config.z_dim) if model.config.use_vae else None
     if case.mode == "infer":
         if case.calibrate:
             calibrate_batch_norm(model)
@@ -167,17 +164,18 @@ def _infer_step(model, label, z, case: Case):
                 semantic = model.semantic(label)  # one-hot built per call, as the reference does
                 return model.generator(semantic, z)
         return step
-    from spadekit.fast import FastGenerator, compile_kernels, keep_freed_memory
+    from spadekit.layers.spade import compile_kernels
+    from spadekit.models import optimize_for_inference
+    from spadekit.runtime_memory import keep_freed_memory
 
     keep_freed_memory()
-    fast = FastGenerator(model.generator, model.labels.num_channels, model.use_instance)
-    fast.to(memory_format=torch.channels_last).to_compute_dtype(torch.bfloat16)
+    fast = optimize_for_inference(model.generator, torch.bfloat16)
     if case.compile and not compile_kernels():
         raise RuntimeError("torch.compile failed here (is a C++ compiler installed?); run without --compile")
 
     def step():
         with torch.inference_mode():
-            return fast(label, None, z).float()
+            return fast(model.label_maps(label), z).float()
     return step
 
 
@@ -185,7 +183,7 @@ def _train_step(model, label, z, case: Case):
     """One full iteration as the trainer runs it: G step (hinge + feature matching + perceptual, D frozen),
     then D step (hinge on fake and real in one batch, the G step's fake detached)."""
     from spadekit import losses
-    from spadekit.fast import semantic_forward
+    from spadekit.layers.lookup import LabelMaps
     from spadekit.models.vgg import VGGFeatures
 
     model.train()
@@ -199,7 +197,8 @@ def _train_step(model, label, z, case: Case):
     opt_g = torch.optim.Adam(generator.parameters(), lr=1e-4, betas=(0.0, 0.9), fused=fast or None)
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=4e-4, betas=(0.0, 0.9), fused=fast or None)
     if fast:
-        from spadekit.fast import keep_freed_memory, use_fast_spectral_norm
+        from spadekit.layers.spectral_norm import use_fast_spectral_norm
+        from spadekit.runtime_memory import keep_freed_memory
 
         keep_freed_memory()
         use_fast_spectral_norm(model)
@@ -214,7 +213,7 @@ def _train_step(model, label, z, case: Case):
                 else contextlib.nullcontext())
 
     def generate(semantic):
-        return semantic_forward(generator, semantic, z, model.use_instance) if fast else generator(semantic, z)
+        return generator(LabelMaps.from_semantic(semantic, model.use_instance) if fast else semantic, z)
 
     def step():
         semantic = model.semantic(label)
@@ -313,7 +312,7 @@ def psnr_fast_vs_float32(case: Case) -> float:
     torch.manual_seed(0)
     model = build_model(case)
     label = _label(model, 1)
-    z = torch.randn(1, model.config.generator.z_dim) if model.config.generator.use_vae else None
+    z = torch.randn(1, model.config.z_dim) if model.config.use_vae else None
     if case.calibrate:
         calibrate_batch_norm(model)
     reference = _infer_step(model, label, z, replace(case, path="baseline"))()

@@ -19,20 +19,16 @@ def tiny_landscape_pipeline(size: int = 64, ngf: int = 4, seed: int = 0):
     """A randomly initialised, very small model over the landscape labels (fast on a CPU)."""
     import torch
 
-    from spadekit.config import EncoderConfig, GeneratorConfig, SPADEModelConfig
-    from spadekit.data.labels import landscape_labels
+    from spadekit.config import ModelConfig
     from spadekit.inference import Pipeline
+    from spadekit.labels import landscape_labels
     from spadekit.models import SPADEModel
 
     torch.manual_seed(seed)
     labels = landscape_labels()
-    config = SPADEModelConfig(
-        labels=labels.to_dict(), use_instance=False,
-        generator=GeneratorConfig(semantic_channels=labels.num_channels, ngf=ngf, spade_hidden=8, use_vae=True, z_dim=16,
-                                  norm="instance", crop_size=size),
-        encoder=EncoderConfig(ndf=4, z_dim=16, input_size=64, num_layers=4),
-    )
-    return Pipeline(SPADEModel(config))
+    config = ModelConfig(labels=labels.to_dict(), ngf=ngf, spade_hidden=8, use_vae=True, z_dim=16, norm="instance",
+                         crop_size=size, encoder_ndf=4, encoder_size=64, encoder_layers=4)
+    return Pipeline(SPADEModel(config, with_discriminator=False))
 
 
 def free_port(host: str = "127.0.0.1") -> int:

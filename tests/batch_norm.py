@@ -33,7 +33,7 @@ def calibrate_batch_norm(model, passes: int = 3, batch: int = 2) -> None:
     with torch.no_grad():
         for i in range(passes):
             label = random_bands(h, w, model.labels.num_channels, batch, seed=100 + i)
-            z = torch.randn(batch, model.config.generator.z_dim) if model.config.generator.use_vae else None
+            z = torch.randn(batch, model.config.z_dim) if model.config.use_vae else None
             model.generator(model.semantic(label), z)
     for m, value in zip(norms, momentum):
         m.momentum = value

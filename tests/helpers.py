@@ -1,8 +1,8 @@
 """Small builders shared by tests: tiny model configurations."""
 from __future__ import annotations
 
-from spadekit.config import DiscriminatorConfig, EncoderConfig, GeneratorConfig, SPADEModelConfig
-from spadekit.data.labels import Label, LabelSet
+from spadekit.config import ModelConfig
+from spadekit.labels import Label, LabelSet
 
 
 def tiny_labels(n: int = 5, dontcare: bool = False) -> LabelSet:
@@ -22,16 +22,10 @@ def tiny_model_config(
     ngf: int = 4,
     with_d: bool = True,
     num_scales: int = 2,
-) -> SPADEModelConfig:
-    labels = tiny_labels(n_labels, dontcare)
-    semantic = labels.num_channels + int(use_instance)
-    return SPADEModelConfig(
-        labels=labels.to_dict(),
-        use_instance=use_instance,
-        generator=GeneratorConfig(
-            semantic_channels=semantic, ngf=ngf, num_upsampling_layers=upsampling, crop_size=crop_size,
-            aspect_ratio=aspect_ratio, use_vae=use_vae, z_dim=16, norm=norm, spade_hidden=8,
-        ),
-        encoder=EncoderConfig(ndf=4, z_dim=16, input_size=64, num_layers=4) if use_vae else None,
-        discriminator=DiscriminatorConfig(input_channels=semantic + 3, ndf=4, num_scales=num_scales, num_layers=3) if with_d else None,
+) -> ModelConfig:
+    """with_d: kept for callers; the discriminator is built by SPADEModel(..., with_discriminator=...)."""
+    return ModelConfig(
+        labels=tiny_labels(n_labels, dontcare).to_dict(), use_instance=use_instance, crop_size=crop_size,
+        aspect_ratio=aspect_ratio, ngf=ngf, num_upsampling_layers=upsampling, norm=norm, spade_hidden=8,
+        use_vae=use_vae, z_dim=16, encoder_ndf=4, encoder_size=64, encoder_layers=4, d_ndf=4, d_num_scales=num_scales, d_num_layers=3,
     )

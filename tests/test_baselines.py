@@ -4,19 +4,18 @@ from __future__ import annotations
 import pytest
 import torch
 
+from helpers import tiny_labels, tiny_model_config
 from spadekit import losses
-from spadekit.config import GeneratorConfig
+from spadekit.config import ModelConfig
 from spadekit.models import GENERATORS, SPADEModel
-
-from helpers import tiny_model_config
 
 
 @pytest.mark.parametrize("arch", ["pix2pixhd", "concat"])
 def test_baseline_shapes_gradients_roundtrip(arch, tmp_path):
     config = tiny_model_config(use_vae=False, norm="instance", use_instance=False)
-    config.generator.arch = arch
-    config.generator.num_res_blocks = 2
-    config.generator.num_downsample = 3
+    config.arch = arch
+    config.num_res_blocks = 2
+    config.num_downsample = 3
     model = SPADEModel(config)
     label = torch.randint(0, 5, (2, 1, 64, 64))
     semantic = model.semantic(label)
@@ -45,8 +44,8 @@ def test_fig3_instance_norm_washes_out_uniform_maps_spade_does_not():
     """A conv of a uniform one-hot map followed by instance norm is zero whatever the class, so the
     pix2pixHD-style generator gives one image for every class; SPADE's output differs by class."""
     torch.manual_seed(0)
-    cfg = GeneratorConfig(semantic_channels=4, ngf=8, crop_size=64, norm="instance", spade_hidden=16, num_downsample=2, num_res_blocks=2)
-    baseline = GENERATORS["pix2pixhd"](GeneratorConfig(**{**cfg.__dict__, "arch": "pix2pixhd"})).eval()
+    cfg = ModelConfig(labels=tiny_labels(4).to_dict(), ngf=8, crop_size=64, norm="instance", spade_hidden=16, num_downsample=2, num_res_blocks=2)
+    baseline = GENERATORS["pix2pixhd"](ModelConfig(**{**cfg.__dict__, "arch": "pix2pixhd"})).eval()
     spade = GENERATORS["spade"](cfg).eval()
     maps = _uniform_maps(4)
     with torch.no_grad():

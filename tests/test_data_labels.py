@@ -6,8 +6,8 @@ import pytest
 
 from spadekit import SpadekitError
 from spadekit.data.labels import (
-    LABEL_SETS,
     COCO_STUFF_REMOVED_IDS,
+    LABEL_SETS,
     get_label_set,
     landscape_labels,
     load_palette,

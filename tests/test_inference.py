@@ -6,12 +6,11 @@ import pytest
 import torch
 from PIL import Image
 
+from helpers import tiny_model_config
 from spadekit import SpadekitError
 from spadekit.cli import main as cli_main
 from spadekit.inference import Pipeline, load_label_map, replace_label
 from spadekit.models import SPADEModel
-
-from helpers import tiny_model_config
 
 
 @pytest.fixture(scope="module")
@@ -91,9 +90,10 @@ def test_bad_inputs_have_clear_messages(pipe, tmp_path):
         pipe(tmp_path / "missing.png")
     with pytest.raises(SpadekitError, match="strict"):
         pipe(_ids(pipe, 32, 48), strict=True)
-    pipe.warnings.clear()
-    assert pipe(_ids(pipe, 32, 48))[0].size == (64, 64)
-    assert any("resized" in w for w in pipe.warnings)
+    result = pipe.run(_ids(pipe, 32, 48))
+    assert result.images[0].size == (64, 64)
+    assert [n for n in result.notes if "resized from 48x32 to 64x64" in n]
+    assert pipe.run(ids).notes == []  # notes belong to their call, not to the pipeline
     with pytest.raises(SpadekitError, match="unknown label name 'lava'"):
         replace_label(ids, pipe.labels, "lava", "c1")
     with pytest.raises(SpadekitError, match="not found"):
@@ -110,6 +110,7 @@ def test_generate_cli(model_dir, tmp_path, capsys):
     code = cli_main(["generate", str(model_dir), str(maps), "--out", str(out), "--num", "2", "--seed", "5",
                      "--replace", "c1=c3", "--contact-sheet", "--dtype", "float32"])
     assert code == 0
+    assert "note:" not in capsys.readouterr().out
     names = sorted(p.name for p in out.iterdir())
     assert names == ["a_seed5.png", "a_seed6.png", "b_seed5.png", "b_seed6.png", "contact_sheet.png"]
     # errors: exit status 2, a message, no traceback
@@ -119,6 +120,10 @@ def test_generate_cli(model_dir, tmp_path, capsys):
     assert "lava" in err and "Traceback" not in err
     assert cli_main(["generate", "no-such-model", str(maps), "--out", str(out)]) == 2
     assert "no-such-model" in capsys.readouterr().err
+    # the notes of the generation path reach the user
+    Image.fromarray(_ids(None, 32, 48).astype(np.uint8)).save(maps / "small.png")
+    assert cli_main(["generate", str(model_dir), str(maps / "small.png"), "--out", str(out), "--dtype", "float32"]) == 0
+    assert "note: label map resized from 48x32 to 64x64" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("use_vae", [True, False])
@@ -147,19 +152,54 @@ def test_onnx_matches_pytorch(tmp_path, use_vae):
 def test_fast_and_plain_pipelines_agree(model_dir):
     fast = Pipeline.from_pretrained(model_dir)
     plain = Pipeline.from_pretrained(model_dir, fast=False)
-    assert fast.fast is not None and plain.fast is None
+    assert fast.fast and not plain.fast
+    assert fast.model.generator.blocks["head"].lookup_tables is not None
+    assert plain.model.generator.blocks["head"].lookup_tables is None
     ids = _ids(fast)
     a = np.asarray(fast(ids, seed=3, num_images=2)[1], dtype=float)
     b = np.asarray(plain(ids, seed=3, num_images=2)[1], dtype=float)
     assert np.abs(a - b).max() <= 1  # uint8 rounding only
+    # the dense-map entry point (evaluation's) runs the same path
+    channels = fast.prepare_channels(ids)
+    z = fast.latents(2, 3)
+    torch.testing.assert_close(fast.generate(fast.model.semantic(channels), z), fast.generate_from_channels(channels, z), atol=0, rtol=0)
 
 
 def test_bfloat16_pipeline_stores_fast_weights_in_bf16_and_stays_close(model_dir):
     bf16 = Pipeline.from_pretrained(model_dir, dtype="bfloat16")
-    assert bf16.fast is not None and bf16.fast.compute_dtype == torch.bfloat16
+    assert bf16.model.generator.to_rgb.weight.dtype == torch.bfloat16
     fp32 = Pipeline.from_pretrained(model_dir)
     ids = _ids(fp32)
     a = np.asarray(fp32(ids, seed=1)[0], dtype=float)
     b = np.asarray(bf16(ids, seed=1)[0], dtype=float)
     psnr = 10 * np.log10(255.0 ** 2 / max(((a - b) ** 2).mean(), 1e-12))
     assert psnr > 30, psnr
+
+
+def test_pipeline_leaves_the_model_it_is_given_as_it_was():
+    from spadekit.layers.spectral_norm import has_spectral_norm
+
+    torch.manual_seed(0)
+    model = SPADEModel(tiny_model_config(norm="batch", use_instance=True)).train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    for fast in (True, False):
+        pipe = Pipeline(model, dtype="bfloat16", fast=fast)
+        assert pipe.model is not model and pipe.model.discriminator is None
+        pipe(_ids(pipe), seed=0)
+    assert model.training and model.discriminator is not None and has_spectral_norm(model.generator)
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in before.items())
+    assert all(p.requires_grad for p in model.parameters())
+
+
+@pytest.mark.parametrize("arch", ["pix2pixhd", "concat"])
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_baselines_run_through_the_one_pipeline(arch, dtype):
+    torch.manual_seed(0)
+    config = tiny_model_config(norm="instance", use_instance=False, use_vae=False)
+    config.arch, config.num_downsample, config.num_res_blocks = arch, 2, 2
+    model = SPADEModel(config).eval()
+    fast, plain = Pipeline(model, dtype=dtype), Pipeline(model, dtype=dtype, fast=False)
+    ids = _ids(fast)
+    a = np.asarray(fast(ids)[0], dtype=float)
+    b = np.asarray(plain(ids)[0], dtype=float)
+    assert a.shape == (64, 64, 3) and np.abs(a - b).mean() < (0.5 if dtype == "float32" else 3.0)

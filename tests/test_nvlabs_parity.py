@@ -117,7 +117,7 @@ def test_parity(case: Path, tmp_path: Path):
     if "output_hw" in derived:
         assert list(model.output_size) == list(derived["output_hw"])
     if "semantic_nc" in derived:
-        assert model.config.generator.semantic_channels == derived["semantic_nc"]
+        assert model.config.semantic_channels == derived["semantic_nc"]
     out = compute_outputs(model, inputs, set(expected))
     check_expected(out, expected)
     check_losses(out, options, model)

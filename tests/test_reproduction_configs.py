@@ -6,7 +6,6 @@ import pytest
 from spadekit.data.labels import get_label_set
 from spadekit.models import GENERATORS
 from spadekit.train.config import PRESET_DIR, load_config
-from spadekit.train.loop import model_config
 
 ARCHS = ("spade", "pix2pixhd", "concat")
 
@@ -17,8 +16,8 @@ def _load(arch: str):
 
 def _generator_parameters(arch: str) -> int:
     config = _load(arch)
-    mconfig = model_config(config, get_label_set(config.data.labels), use_instance=False)
-    generator = GENERATORS[mconfig.generator.arch](mconfig.generator)
+    mconfig = config.model_config(get_label_set(config.data.labels), use_instance=False)
+    generator = GENERATORS[mconfig.arch](mconfig)
     return sum(p.numel() for p in generator.parameters())
 
 

@@ -1,6 +1,7 @@
 """Training config: YAML presets, dotted overrides, and clear errors for bad keys and values."""
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -8,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from spadekit import SpadekitError
-from spadekit.train.config import PRESET_DIR, TrainConfig, load_config, parse_override
-from spadekit.train.loop import lr_factor, model_config
-from spadekit.data.labels import get_label_set
+from spadekit.labels import get_label_set
+from spadekit.train.config import FROM_DATA, PRESET_DIR, TrainConfig, load_config, parse_override
+from spadekit.train.loop import lr_factor
 
 REPO = Path(__file__).resolve().parents[1]
 PRESETS = sorted(PRESET_DIR.glob("*.yaml"))
@@ -22,8 +23,36 @@ def test_all_presets_load_and_build_a_model_config():
     for path in PRESETS:
         config = load_config(path)
         labels = get_label_set(config.data.labels or "landscapes")
-        mconfig = model_config(config, labels, bool(config.data.use_instance))
-        assert mconfig.generator.output_size[1] == config.data.crop_size, path
+        mconfig = config.model_config(labels, bool(config.data.use_instance))
+        assert mconfig.output_size[1] == config.data.crop_size, path
+        assert mconfig.semantic_channels == labels.num_channels + int(bool(config.data.use_instance)), path
+        assert {k: v for k, v in vars(mconfig).items() if k not in FROM_DATA} == {k: v for k, v in vars(config.model).items() if k not in FROM_DATA}
+
+
+def test_the_model_section_is_the_model_config(tmp_path):
+    """The YAML model section is spadekit.config.ModelConfig: same names; what the data decides is refused
+    there with the data option to set; a saved run config (and an older one) reads back the same."""
+    from spadekit.config import ModelConfig
+    from spadekit.train.config import save_config
+
+    config = load_config(PRESET_DIR / "tiny.yaml", ["model.arch=spade", "model.encoder_norm=none", "data.crop_size=128"])
+    assert isinstance(config.model, ModelConfig) and config.model.encoder_norm == "none"
+    mconfig = config.model_config(get_label_set("landscapes"), use_instance=True)
+    assert (mconfig.crop_size, mconfig.use_instance, mconfig.encoder_input_size) == (128, True, 128)
+    for key, where in (("crop_size", "data.crop_size"), ("labels", "data.labels"), ("use_instance", "data.use_instance")):
+        with pytest.raises(SpadekitError, match=f"model.{key} comes from the data; set {where}"):
+            load_config(PRESET_DIR / "tiny.yaml", [f"model.{key}=1"])
+    with pytest.raises(SpadekitError, match="model section: num_upsampling_layers"):
+        load_config(PRESET_DIR / "tiny.yaml", ["model.num_upsampling_layers=lots"])
+    save_config(config, tmp_path / "config.yaml")
+    assert load_config(tmp_path / "config.yaml") == config
+    assert "num_res_blocks" not in (tmp_path / "config.yaml").read_text()  # a pix2pixhd option, not this model's
+    # an older run's config.yaml: the model section of before (every key kept its name)
+    old = {"arch": "spade", "ngf": 4, "spade_hidden": 8, "norm": "instance", "num_downsample": 4, "num_res_blocks": 9,
+           "num_upsampling_layers": "normal", "use_vae": True, "z_dim": 16, "encoder_ndf": 4, "encoder_layers": None,
+           "d_ndf": 8, "d_num_scales": 2, "d_num_layers": 3, "d_norm": "instance", "spectral_norm": True}
+    older = TrainConfig.from_dict({**config.to_dict(), "model": old})
+    assert older.model == dataclasses.replace(config.model, encoder_norm="instance")
 
 
 def test_paper_presets_match_the_paper():

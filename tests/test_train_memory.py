@@ -1,4 +1,4 @@
-"""Activation checkpointing and the fast training path compute the gradients of the plain generator."""
+"""Activation checkpointing and label-map lookups (the trainer's fast path) compute the gradients of the plain generator."""
 from __future__ import annotations
 
 import copy
@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from spadekit import SpadekitError
-from spadekit.fast import semantic_forward
+from spadekit.layers.lookup import LabelMaps
 from spadekit.models import SPADEModel
 from spadekit.train.config import load_config
 from spadekit.train.loop import train
@@ -28,7 +28,7 @@ VARIANTS = [
 
 def _backward(model, generator, semantic, z, fast: bool):
     """Output and, after a backward of a fixed weighting of it, every gradient and buffer of `generator`."""
-    out = semantic_forward(generator, semantic, z, model.use_instance) if fast else generator(semantic, z)
+    out = generator(LabelMaps.from_semantic(semantic, model.use_instance) if fast else semantic, z)
     (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
     grads = {n: p.grad.clone() for n, p in generator.named_parameters()}
     buffers = {n: b.clone() for n, b in generator.named_buffers()}
@@ -56,7 +56,7 @@ def test_checkpointing_and_fast_path_give_the_plain_gradients(variant):
             generator = copy.deepcopy(model.generator)
             generator.activation_checkpointing = checkpointing
             calls = []
-            handle = generator.blocks["head"].norm_0.register_forward_pre_hook(lambda *_: calls.append(1))
+            handle = generator.blocks["head"].norm_0.register_forward_pre_hook(lambda *_, calls=calls: calls.append(1))
             out, grads, buffers = _backward(model, generator, semantic, z, fast)
             handle.remove()
             if not fast:  # plain checkpointing recomputes exactly what the forward computed

@@ -133,7 +133,7 @@ def test_baselines_train_by_name(tmp_path, arch):
     records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert records[-1]["G_l1"] < 0.7 * records[0]["G_l1"], [r["G_l1"] for r in records]
     model = SPADEModel.from_pretrained(final)
-    assert model.config.generator.arch == arch
+    assert model.config.arch == arch
     assert type(model.generator).__name__ == {"pix2pixhd": "Pix2PixHDGenerator", "concat": "ConcatGenerator"}[arch]
 
 
@@ -153,7 +153,7 @@ def test_init_from_starts_a_run_from_a_model_folder(tmp_path):
     source = SPADEModel.from_pretrained(first)
     config = load_config(TINY, [*common, "train.steps=1", "model.norm=batch", f"train.init_from={first}", "train.lr_g=0", "train.lr_d=0"])
     second = SPADEModel.from_pretrained(train(config, tmp_path / "b"))
-    assert second.config.generator.norm == "batch"
+    assert second.config.norm == "batch"
     # learning rates 0: the weights are the source's (spectral-norm power iterations move on; they
     # are buffers), and batch-norm statistics were gathered in training
     params = dict(second.generator.named_parameters())

@@ -16,7 +16,7 @@ import torch
 from spadekit import SpadekitError
 from spadekit.models import SPADEModel
 from spadekit.train.config import load_config
-from spadekit.train.loop import build_dataset, init_weights, model_config
+from spadekit.train.loop import build_dataset, init_weights
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
         config = load_config(args.config, [*args.overrides, f"train.seed={args.seed}"])
         dataset = build_dataset(config)
         torch.manual_seed(args.seed)
-        model = SPADEModel(model_config(config, dataset.label_set, dataset.use_instances))
+        model = SPADEModel(config.model_config(dataset.label_set, dataset.use_instances))
         for net in (model.generator, model.encoder, model.discriminator):
             if net is not None:
                 init_weights(net, 0.02)

@@ -1,42 +1,75 @@
-"""Configuration dataclasses. A model's config is everything needed to rebuild it; it is saved as
-`config.json` beside the weights and with every training run."""
+"""The model configuration: everything needed to rebuild a model, saved as `config.json` beside its
+weights and inside every training checkpoint. The trainer's YAML `model:` section is this dataclass;
+the fields the data decides (`DATA_FIELDS`: label set, instance edges, output size) come from its
+data section and dataset.
+
+    config = ModelConfig(labels=landscape_labels().to_dict(), ngf=16, use_vae=True, z_dim=128)
+    config.semantic_channels     # derived sizes are properties, computed here only
+"""
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from spadekit.labels import LabelSet
+
 UPSAMPLING_LAYERS = {"normal": 5, "more": 6, "most": 7}
+
+# Fields the data decides: the trainer fills them from its data section and dataset, not from `model:`.
+DATA_FIELDS = ("labels", "use_instance", "crop_size", "aspect_ratio")
+# Fields only one generator reads; left out of other models' config.json.
+ARCH_FIELDS = {"num_downsample": "pix2pixhd", "num_res_blocks": "pix2pixhd"}
 
 
 @dataclass
-class GeneratorConfig:
-    """The SPADE generator (or a baseline generator, chosen by `arch`).
+class ModelConfig:
+    """A complete model: the data it reads and writes, the generator, the image encoder, the discriminator.
 
-    semantic_channels: channels of the semantic map (labels + dontcare + instance edge).
-    ngf: base width; the generator runs at 16*ngf at the latent grid and ngf at full resolution.
-    num_upsampling_layers: normal (5), more (6) or most (7) doublings from the latent grid.
-    crop_size: output width; aspect_ratio: width / height (output height = crop_size / aspect_ratio).
-    use_vae: start from a latent z (random or from the image encoder) instead of the downsampled map.
-    arch: spade, or a baseline (pix2pixhd, concat; see models/baselines.py).
-    norm: parameter-free norm in SPADE (batch, syncbatch, instance).
-    spade_hidden: width of the shared SPADE conv (128 in the paper).
+    Data (DATA_FIELDS):
+      labels: the label set (`LabelSet.to_dict()`); its channels plus the instance edge are the
+        semantic map's channels. use_instance: add the instance-edge channel.
+      crop_size: output width; aspect_ratio: width / height (output height = crop_size / aspect_ratio).
+    Generator:
+      arch: spade, or a baseline generator by name: pix2pixhd (encoder-decoder with instance norm;
+        num_downsample / num_res_blocks), concat (segmap concatenated at every layer); see models/registry.py.
+      ngf: base width; the generator runs at 16*ngf at the latent grid and ngf at full resolution.
+      num_upsampling_layers: normal (5), more (6) or most (7) doublings from the latent grid.
+      norm: parameter-free norm in SPADE (batch, syncbatch, instance). spade_hidden / spade_kernel: the
+        shared SPADE conv's width (128 in the paper) and kernel. use_vae: start from a latent z (random
+        or from the image encoder) instead of the downsampled map; z_dim its size.
+      spectral_norm: on the convolutions of the generator's blocks, the encoder and the discriminator.
+    Image encoder (with use_vae): encoder_ndf width; encoder_size: the square side it resizes images to
+      (None: 256, or crop_size when smaller); encoder_layers stride-2 convs (None: as many as leave a 4x4
+      grid, at most 6: the paper's encoder at 256x256); encoder_norm.
+    Discriminator: d_ndf / d_num_scales / d_num_layers / d_norm of the multi-scale PatchGAN.
+    extra: free-form notes kept with the model (e.g. where it was imported from).
     """
 
-    semantic_channels: int
-    ngf: int = 64
-    num_upsampling_layers: str = "normal"
+    labels: dict[str, Any] | None = None
+    use_instance: bool = False
     crop_size: int = 256
     aspect_ratio: float = 1.0
-    use_vae: bool = False
-    z_dim: int = 256
+    arch: str = "spade"
+    ngf: int = 64
+    num_upsampling_layers: str = "normal"
     norm: str = "syncbatch"
     spade_hidden: int = 128
     spade_kernel: int = 3
+    use_vae: bool = False
+    z_dim: int = 256
+    num_downsample: int = 4
+    num_res_blocks: int = 9
+    encoder_ndf: int = 64
+    encoder_size: int | None = None
+    encoder_layers: int | None = None
+    encoder_norm: str = "instance"
+    d_ndf: int = 64
+    d_num_scales: int = 2
+    d_num_layers: int = 4
+    d_norm: str = "instance"
     spectral_norm: bool = True
-    arch: str = "spade"
-    num_downsample: int = 4  # pix2pixhd baseline only
-    num_res_blocks: int = 9  # pix2pixhd baseline only
+    extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self):
         if self.num_upsampling_layers not in UPSAMPLING_LAYERS:
@@ -57,6 +90,35 @@ class GeneratorConfig:
                 f"crop_size {self.crop_size} with num_upsampling_layers {self.num_upsampling_layers!r} starts from a 1x1 grid, "
                 "where instance norm is undefined; use a larger crop_size, fewer upsampling layers, or batch norm"
             )
+        if self.arch == "pix2pixhd" and self.use_vae:
+            raise ValueError("the pix2pixhd baseline has no latent input (use_vae must be false)")
+        if self.use_vae and self.encoder_input_size % 2 ** self.encoder_num_layers:
+            raise ValueError(
+                f"encoder_layers {self.encoder_num_layers}: the encoder's {self.encoder_input_size}x{self.encoder_input_size} "
+                f"input must be divisible by 2**encoder_layers"
+            )
+
+    # ---- derived sizes ---------------------------------------------------------------------------
+    @property
+    def label_set(self) -> LabelSet:
+        if self.labels is None:
+            raise ValueError("the model config has no label set (labels); give LabelSet.to_dict() of the model's labels")
+        return LabelSet.from_dict(self.labels)
+
+    @property
+    def label_channels(self) -> int:
+        """One-hot channels of the label set (classes + dontcare)."""
+        return self.label_set.num_channels
+
+    @property
+    def semantic_channels(self) -> int:
+        """Channels of the semantic map the networks read: label channels + the instance edge."""
+        return self.label_channels + int(self.use_instance)
+
+    @property
+    def discriminator_input_channels(self) -> int:
+        """The discriminator reads the semantic map and an RGB image side by side."""
+        return self.semantic_channels + 3
 
     @property
     def latent_size(self) -> tuple[int, int]:
@@ -72,59 +134,39 @@ class GeneratorConfig:
         factor = 2 ** UPSAMPLING_LAYERS[self.num_upsampling_layers]
         return sh * factor, sw * factor
 
+    @property
+    def encoder_input_size(self) -> int:
+        """The encoder resizes style images to this square: encoder_size, else 256 or the crop size when smaller."""
+        return self.encoder_size if self.encoder_size is not None else min(256, self.crop_size)
 
-@dataclass
-class EncoderConfig:
-    """The image encoder for style (VAE): image -> (mu, logvar) of a z_dim Gaussian.
+    @property
+    def encoder_num_layers(self) -> int:
+        """encoder_layers, or stride-2 convs down to a 4x4 grid (6 at 256, the paper's encoder)."""
+        if self.encoder_layers is not None:
+            return self.encoder_layers
+        size, layers = self.encoder_input_size, 1
+        while layers < 6 and size % 2 ** (layers + 1) == 0 and size // 2 ** (layers + 1) >= 4:
+            layers += 1
+        return layers
 
-    Images are resized to input_size x input_size; num_layers stride-2 convs then leave a
-    (input_size / 2**num_layers)^2 grid of min(2**i * ndf, 8*ndf) channels for the two linear heads.
-    """
-
-    ndf: int = 64
-    z_dim: int = 256
-    input_size: int = 256
-    num_layers: int = 6
-    norm: str = "instance"
-    spectral_norm: bool = True
-
-
-@dataclass
-class DiscriminatorConfig:
-    """Multi-scale PatchGAN discriminator over concat(semantic map, image)."""
-
-    input_channels: int
-    ndf: int = 64
-    num_scales: int = 2
-    num_layers: int = 4
-    norm: str = "instance"
-    spectral_norm: bool = True
-
-
-@dataclass
-class SPADEModelConfig:
-    """A complete model: label set, input encoding and the networks it contains."""
-
-    labels: dict[str, Any]
-    use_instance: bool
-    generator: GeneratorConfig
-    encoder: EncoderConfig | None = None
-    discriminator: DiscriminatorConfig | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
+    # ---- config.json -------------------------------------------------------------------------------
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """The fields as a JSON-able dict (fields of other generators' arch left out)."""
+        data = dataclasses.asdict(self)
+        for name, arch in ARCH_FIELDS.items():
+            if self.arch != arch:
+                del data[name]
+        return data
 
     @classmethod
-    def from_dict(cls, data: dict) -> "SPADEModelConfig":
-        return cls(
-            labels=data["labels"],
-            use_instance=bool(data["use_instance"]),
-            generator=from_dict(GeneratorConfig, data["generator"]),
-            encoder=from_dict(EncoderConfig, data["encoder"]) if data.get("encoder") else None,
-            discriminator=from_dict(DiscriminatorConfig, data["discriminator"]) if data.get("discriminator") else None,
-            extra=data.get("extra", {}),
-        )
+    def from_dict(cls, data: dict) -> ModelConfig:
+        """Read `to_dict()` output, or the nested layout older versions wrote (generator / encoder /
+        discriminator sections); unknown keys are refused with a clear message (ValueError)."""
+        if not isinstance(data, dict):
+            raise ValueError(f"a model config is a mapping of options, got {type(data).__name__}")
+        if "generator" in data:
+            data = from_nested_layout(data)
+        return from_dict(cls, data)
 
 
 def from_dict(cls, data: dict):
@@ -134,3 +176,48 @@ def from_dict(cls, data: dict):
     if unknown:
         raise ValueError(f"{cls.__name__}: unknown option(s) {unknown}; known: {sorted(names)}")
     return cls(**data)
+
+
+# ---- the nested layout of older model folders and checkpoints --------------------------------------
+_NESTED_SECTIONS = {"labels", "use_instance", "generator", "encoder", "discriminator", "extra"}
+_GENERATOR_FIELDS = {"ngf", "num_upsampling_layers", "crop_size", "aspect_ratio", "use_vae", "z_dim", "norm",
+                     "spade_hidden", "spade_kernel", "arch", "num_downsample", "num_res_blocks"}
+
+
+def from_nested_layout(data: dict) -> dict:
+    """The flat fields of a config written as {labels, use_instance, generator: {...}, encoder: {...} | null,
+    discriminator: {...} | null, extra} (config.json and checkpoints before the flat layout).
+
+    Checks what the flat layout derives instead of storing (semantic and discriminator input channels,
+    the encoder's input size and z size) and refuses a config it cannot express, naming the field."""
+    unknown = sorted(set(data) - _NESTED_SECTIONS)
+    if unknown:
+        raise ValueError(f"unknown section(s) {unknown}; known: {sorted(_NESTED_SECTIONS)}")
+    generator = dict(data["generator"])
+    spectral = generator.pop("spectral_norm", True)
+    semantic_channels = generator.pop("semantic_channels", None)
+    unknown = sorted(set(generator) - _GENERATOR_FIELDS)
+    if unknown:
+        raise ValueError(f"generator: unknown option(s) {unknown}")
+    flat = {"labels": data["labels"], "use_instance": bool(data["use_instance"]), "spectral_norm": spectral,
+            "extra": data.get("extra") or {}, **generator}
+    encoder, discriminator = data.get("encoder"), data.get("discriminator")
+    if encoder:
+        flat.update(encoder_ndf=encoder.get("ndf", 64), encoder_norm=encoder.get("norm", "instance"))
+        flat.update(encoder_size=encoder.get("input_size", 256), encoder_layers=encoder.get("num_layers", 6))
+    if discriminator:
+        flat.update(d_ndf=discriminator.get("ndf", 64), d_num_scales=discriminator.get("num_scales", 2),
+                    d_num_layers=discriminator.get("num_layers", 4), d_norm=discriminator.get("norm", "instance"))
+    config = from_dict(ModelConfig, flat)
+    checks = [("generator.semantic_channels", semantic_channels, config.semantic_channels)]
+    if encoder:
+        checks += [("encoder.z_dim", encoder.get("z_dim", 256), config.z_dim),
+                   ("encoder.spectral_norm", encoder.get("spectral_norm", True), spectral)]
+    if discriminator:
+        checks += [("discriminator.input_channels", discriminator.get("input_channels"), config.discriminator_input_channels),
+                   ("discriminator.spectral_norm", discriminator.get("spectral_norm", True), spectral)]
+    for name, stored, derived in checks:
+        if stored is not None and stored != derived:
+            raise ValueError(f"{name} is {stored!r} but this version builds {derived!r} from the other fields; "
+                             "the model cannot be rebuilt as it was saved")
+    return flat

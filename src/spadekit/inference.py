@@ -4,34 +4,42 @@
     images = pipe("painting.png", seed=0, num_images=4)  # ids or palette colours
     winter = pipe(replace_label(pipe.load_label_map("painting.png"), pipe.labels, "grass", "snow"))
     styled = pipe("painting.png", style_image="sunset.jpg")
+    result = pipe.run("small.png")                       # the images and notes, e.g. that it was resized
+    result.images, result.notes
 """
 from __future__ import annotations
 
 import os
-import warnings
+from collections.abc import Sequence
 from contextlib import nullcontext
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Sequence, Union
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from spadekit import SpadekitError
-from spadekit.data.labels import LabelSet
-from spadekit.layers.norms import fold_spectral_norm
-from spadekit.data.semantic import instance_edges
-from spadekit.fast import FastGenerator, compile_kernels, keep_freed_memory
-from spadekit.models import SPADEGenerator, SPADEModel
+from spadekit.imageio import open_image, to_pil
+from spadekit.labels import LabelSet
+from spadekit.layers.lookup import LabelMaps
+from spadekit.layers.spade import compile_kernels
+from spadekit.models import SPADEModel, inference_copy, optimize_for_inference, random_latents
+from spadekit.runtime_memory import keep_freed_memory
+from spadekit.semantic import instance_edges
 
-LabelMapInput = Union[str, os.PathLike, Image.Image, np.ndarray]
-ImageInput = Union[str, os.PathLike, Image.Image, np.ndarray]
+__all__ = [
+    "Generation", "Pipeline", "bundled_model_path", "image_to_tensor", "label_id", "load_label_map", "parse_replacements",
+    "pick_dtype", "replace_label", "resolve_model_path", "to_pil",
+]
+
+LabelMapInput = str | os.PathLike | Image.Image | np.ndarray
+ImageInput = str | os.PathLike | Image.Image | np.ndarray
 
 # Bundled models: name -> folder inside the package.
 BUNDLED_MODELS = {"default": "pretrained/default"}
-MAX_PIXELS = 4096 * 4096
 
 
 def bundled_model_path(name: str) -> Path | None:
@@ -86,23 +94,7 @@ def pick_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.d
 
 
 def _open_image(source, what: str) -> Image.Image:
-    if isinstance(source, Image.Image):
-        return source
-    path = Path(source)
-    if not path.is_file():
-        raise SpadekitError(f"{what} {path}: no such file")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(path)
-            if image.width * image.height > MAX_PIXELS:
-                raise SpadekitError(f"{what} {path}: {image.width}x{image.height} is too large (limit {MAX_PIXELS} pixels)")
-            image.load()
-    except SpadekitError:
-        raise
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-        raise SpadekitError(f"{what} {path}: cannot be read as an image ({error})") from None
-    return image
+    return source if isinstance(source, Image.Image) else open_image(source, what)
 
 
 def load_label_map(source: LabelMapInput, labels: LabelSet) -> np.ndarray:
@@ -184,11 +176,6 @@ def parse_replacements(specs: Sequence[str]) -> list[tuple[str, str]]:
     return pairs
 
 
-def to_pil(images: torch.Tensor) -> list[Image.Image]:
-    array = ((images.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-    return [Image.fromarray(a) for a in array]
-
-
 def image_to_tensor(image: ImageInput, size: tuple[int, int] | None = None, what: str = "style image") -> torch.Tensor:
     """An RGB image -> [1,3,H,W] in [-1,1] (resized bicubic to `size` (H, W) when given)."""
     if isinstance(image, np.ndarray):
@@ -201,13 +188,27 @@ def image_to_tensor(image: ImageInput, size: tuple[int, int] | None = None, what
     return (array / 127.5 - 1).unsqueeze(0)
 
 
+@dataclass
+class Generation:
+    """What one Pipeline call made: the images, and notes on what was done to the input (e.g. resized)."""
+
+    images: list[Image.Image]
+    notes: list[str] = field(default_factory=list)
+
+
 class Pipeline:
     """Label map -> images with a trained SPADE model.
 
     device: "cpu", "cuda", ... dtype: float32, bfloat16, float16 (CUDA) or "auto".
-    Spectral norm is folded into plain weights and inference runs under torch.inference_mode.
-    compile: torch.compile the fast path's elementwise SPADE kernels (a few seconds once per process and
-    per resolution; worth it for a server or many images; falls back to eager, with a warning, if it fails).
+    The pipeline works on its own inference copy of `model` (which it leaves as it was): with fast
+    (the default), `optimize_for_inference` (lookups over the label map, fused SPADE modulation,
+    weights in the compute dtype); without, `inference_copy` (the plain computation on the one-hot
+    map). Either has spectral norm folded and runs under torch.inference_mode.
+    compile: torch.compile the fused SPADE kernel (a few seconds once per process and per resolution;
+    worth it for a server or many images; falls back to eager, with a note, if it fails).
+
+    Every generation goes through `generate_from_channels`; `run` returns the images with notes,
+    `pipe(...)` the images alone. The pipeline keeps no state between calls (one may serve threads).
     """
 
     def __init__(self, model: SPADEModel, device: str | torch.device = "cpu", dtype: str | torch.dtype | None = "float32",
@@ -215,28 +216,22 @@ class Pipeline:
         self.device = torch.device(device)
         self.dtype = pick_dtype(dtype, self.device)
         self.batch_size = batch_size
-        model = model.eval()
-        model.discriminator = None  # not needed to generate
-        fold_spectral_norm(model.generator)
-        if model.encoder is not None:
-            fold_spectral_norm(model.encoder)
-        self.model = model.to(self.device).to(memory_format=torch.channels_last)
-        self.labels: LabelSet = model.labels
-        # lookup-table SPADE convs, one resize per resolution (spadekit.fast); SPADE generators only
-        self.fast = None
-        if fast and type(model.generator) is SPADEGenerator:
-            self.fast = FastGenerator(model.generator, self.labels.num_channels, model.use_instance).to(self.device)
-            keep_freed_memory()
-            self.fast.to(memory_format=torch.channels_last)
-            if self.dtype in (torch.bfloat16, torch.float16):
-                self.fast.to_compute_dtype(self.dtype)  # weights stored in the compute dtype: no cast per call
-        self.warnings: list[str] = []
-        if compile and self.fast is not None and not compile_kernels():
-            self.warnings.append("torch.compile is not available here (it needs a C++ compiler); running the eager fast path")
+        self.fast = bool(fast)
+        if self.fast:
+            keep_freed_memory()  # large activations reuse heap memory instead of faulting in fresh pages
+            model = optimize_for_inference(model, self.dtype)
+        else:
+            model = inference_copy(model)
+        self.model: SPADEModel = model.to(self.device)
+        self.labels: LabelSet = self.model.labels
+        notes = []
+        if compile and self.fast and not compile_kernels():
+            notes.append("torch.compile is not available here (it needs a C++ compiler); running the eager fast path")
+        self.setup_notes: tuple[str, ...] = tuple(notes)
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | os.PathLike, device: str = "cpu", dtype: str | torch.dtype | None = "float32",
-                        batch_size: int = 4, fast: bool = True, compile: bool = False) -> "Pipeline":
+                        batch_size: int = 4, fast: bool = True, compile: bool = False) -> Pipeline:
         return cls(SPADEModel.from_pretrained(resolve_model_path(name_or_path)), device=device, dtype=dtype,
                    batch_size=batch_size, fast=fast, compile=compile)
 
@@ -252,7 +247,7 @@ class Pipeline:
 
     @property
     def multimodal(self) -> bool:
-        return self.model.config.generator.use_vae
+        return self.model.config.use_vae
 
     def info(self) -> dict:
         h, w = self.size
@@ -268,13 +263,10 @@ class Pipeline:
     def load_label_map(self, source: LabelMapInput) -> np.ndarray:
         return load_label_map(source, self.labels)
 
-    # ---- generation -------------------------------------------------------------------------------
-    def prepare(self, label_map: LabelMapInput, strict: bool = False) -> torch.Tensor:
-        """Validated label map -> semantic map [1,C,H,W] at the model's size (nearest resize unless strict)."""
-        return self.model.semantic(self.prepare_channels(label_map, strict))
-
-    def prepare_channels(self, label_map: LabelMapInput, strict: bool = False) -> torch.Tensor:
-        """Validated label map -> channel indices [1,1,H,W] at the model's size (nearest resize unless strict)."""
+    # ---- inputs -----------------------------------------------------------------------------------
+    def prepare_channels(self, label_map: LabelMapInput, strict: bool = False, notes: list[str] | None = None) -> torch.Tensor:
+        """Validated label map -> channel indices [1,1,H,W] at the model's size (nearest resize unless strict;
+        the resize is noted in `notes` when given)."""
         ids = label_map if isinstance(label_map, np.ndarray) and label_map.ndim == 2 else None
         ids = self.load_label_map(label_map) if ids is None else load_label_map(ids, self.labels)
         channels = torch.from_numpy(self.labels.to_channels(ids))[None, None]
@@ -282,10 +274,14 @@ class Pipeline:
         if tuple(channels.shape[-2:]) != (h, w):
             if strict:
                 raise SpadekitError(f"label map is {channels.shape[-1]}x{channels.shape[-2]} but the model generates {w}x{h} (strict size)")
-            message = f"label map resized from {channels.shape[-1]}x{channels.shape[-2]} to {w}x{h} (nearest) to fit the model"
-            self.warnings.append(message)
+            if notes is not None:
+                notes.append(f"label map resized from {channels.shape[-1]}x{channels.shape[-2]} to {w}x{h} (nearest) to fit the model")
             channels = F.interpolate(channels.float(), size=(h, w), mode="nearest").long()
         return channels.to(self.device)
+
+    def prepare(self, label_map: LabelMapInput, strict: bool = False) -> torch.Tensor:
+        """Validated label map -> semantic map [1,C,H,W] at the model's size (nearest resize unless strict)."""
+        return self.model.semantic(self.prepare_channels(label_map, strict))
 
     def style_code(self, style_image: ImageInput) -> tuple[torch.Tensor, torch.Tensor]:
         """(mu, std) of the latent for an example photo, through the image encoder."""
@@ -297,46 +293,84 @@ class Pipeline:
         return mu.float(), torch.exp(0.5 * logvar.float())
 
     def latents(self, count: int, seed: int, style: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor | None:
-        """z for images seed, seed+1, ...: image i of seed s equals image 0 of seed s+i."""
+        """z for images seed, seed+1, ... (`random_latents`): image i of seed s equals image 0 of seed s+i.
+        With a style code (mu, std), z = mu + eps * std. None for models without a latent input."""
         if not self.multimodal:
             return None
-        z_dim = self.model.config.generator.z_dim
-        eps = torch.stack([torch.randn(z_dim, generator=torch.Generator().manual_seed(seed + i)) for i in range(count)])
+        eps = random_latents(count, self.model.config.z_dim, seed)
         if style is None:
             return eps.to(self.device)
         mu, std = style
         return (mu + eps.to(self.device) * std).to(self.device)
 
-    def generate(self, semantic: torch.Tensor, z: torch.Tensor | None) -> torch.Tensor:
-        """Batched generator call: semantic [1 or N,C,H,W], z [N,z_dim] or None -> images [N,3,H,W] float32."""
-        count = z.shape[0] if z is not None else semantic.shape[0]
-        outputs = []
-        with torch.inference_mode(), self._autocast():
-            for start in range(0, count, self.batch_size):
-                stop = min(start + self.batch_size, count)
-                sem = semantic.expand(stop - start, -1, -1, -1) if semantic.shape[0] == 1 else semantic[start:stop]
-                sem = sem.contiguous(memory_format=torch.channels_last)
-                outputs.append(self.model.generator(sem, None if z is None else z[start:stop]).float())
-        return torch.cat(outputs)
+    # ---- generation -------------------------------------------------------------------------------
+    def generate_from_channels(self, channels: torch.Tensor, z: torch.Tensor | None, count: int | None = None,
+                               instance: torch.Tensor | None = None) -> torch.Tensor:
+        """Channel-index map [1 or N,1,H,W] -> images [N,3,H,W] float32, in batches of batch_size.
 
-    def generate_from_channels(self, channels: torch.Tensor, z: torch.Tensor | None, count: int | None = None) -> torch.Tensor:
-        """Channel-index map [1 or N,1,H,W] -> images [N,3,H,W] float32, through the fast path when there is one.
-
-        The instance-edge channel, for models that read one, comes from the label regions (as `SPADEModel.semantic`).
+        N: count, else z's rows, else the maps'. instance: instance ids [1 or N,1,H,W] for models that read
+        instance edges (default: the label regions' boundaries stand in, as in `SPADEModel.semantic`).
         """
-        if self.fast is None:
-            semantic = self.model.semantic(channels)
-            n = count or (z.shape[0] if z is not None else semantic.shape[0])
-            return self.generate(semantic.expand(n, -1, -1, -1) if semantic.shape[0] == 1 else semantic, z)
         n = count or (z.shape[0] if z is not None else channels.shape[0])
-        edge = instance_edges(channels) if self.model.use_instance else None
+        channels = channels.to(self.device)
+        edge = semantic = None
+        if not self.fast:
+            semantic = self.model.semantic(channels, None if instance is None else instance.to(self.device))
+        elif self.model.use_instance:
+            edge = instance_edges(channels if instance is None else instance.to(self.device))
+        return self._generate(channels, edge, semantic, z, n)
+
+    def generate(self, semantic: torch.Tensor, z: torch.Tensor | None) -> torch.Tensor:
+        """The same as `generate_from_channels`, from a semantic map [1 or N,C,H,W] (`SPADEModel.semantic`'s output)."""
+        n = z.shape[0] if z is not None else semantic.shape[0]
+        semantic = semantic.to(self.device)
+        if not self.fast:
+            return self._generate(None, None, semantic, z, n)
+        maps = LabelMaps.from_semantic(semantic, self.model.use_instance)
+        return self._generate(maps.label, maps.edge, None, z, n)
+
+    def _generate(self, channels, edge, semantic, z, n: int) -> torch.Tensor:
+        """The generator in batches: on label maps (fast) or on the semantic map (plain)."""
         outputs = []
         with torch.inference_mode(), self._autocast():
             for start in range(0, n, self.batch_size):
                 stop = min(start + self.batch_size, n)
-                pick = (lambda t: t.expand(stop - start, -1, -1, -1)) if channels.shape[0] == 1 else (lambda t: t[start:stop])
-                outputs.append(self.fast(pick(channels), None if edge is None else pick(edge), None if z is None else z[start:stop]).float())
+                if semantic is not None:
+                    net_input = _rows(semantic, start, stop).contiguous(memory_format=torch.channels_last)
+                else:
+                    edges = None if edge is None else _rows(edge, start, stop)
+                    net_input = LabelMaps(_rows(channels, start, stop), edges, self.labels.num_channels)
+                outputs.append(self.model.generator(net_input, None if z is None else z[start:stop]).float())
         return torch.cat(outputs)
+
+    def run(
+        self,
+        label_map: LabelMapInput,
+        seed: int = 0,
+        num_images: int = 1,
+        style_image: ImageInput | None = None,
+        size: tuple[int, int] | int | None = None,
+        strict: bool = False,
+        style: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> Generation:
+        """Generate `num_images` images for one label map; returns them with notes on the input.
+
+        seed: image k uses seed + k. style_image: a photo whose style the images follow, or style: its
+        code from `style_code` (to reuse it). size: output (H, W), or an int for a square (bicubic resize).
+        strict: refuse a label map of another size than the model's instead of resizing it.
+        """
+        if num_images < 1:
+            raise SpadekitError(f"num_images must be at least 1, got {num_images}")
+        notes = list(self.setup_notes)
+        channels = self.prepare_channels(label_map, strict=strict, notes=notes)
+        if style is None and style_image is not None:
+            style = self.style_code(style_image)
+        images = self.generate_from_channels(channels, self.latents(num_images, seed, style), num_images)
+        pil = to_pil(images)
+        if size is not None:
+            h, w = (size, size) if isinstance(size, int) else size
+            pil = [im.resize((w, h), Image.BICUBIC) for im in pil]
+        return Generation(pil, notes)
 
     def __call__(
         self,
@@ -347,17 +381,8 @@ class Pipeline:
         size: tuple[int, int] | int | None = None,
         strict: bool = False,
     ) -> list[Image.Image]:
-        """Generate `num_images` images for one label map. size: output (H, W) or an int for a square."""
-        if num_images < 1:
-            raise SpadekitError(f"num_images must be at least 1, got {num_images}")
-        channels = self.prepare_channels(label_map, strict=strict)
-        style = self.style_code(style_image) if style_image is not None else None
-        images = self.generate_from_channels(channels, self.latents(num_images, seed, style), num_images)
-        pil = to_pil(images)
-        if size is not None:
-            h, w = (size, size) if isinstance(size, int) else size
-            pil = [im.resize((w, h), Image.BICUBIC) for im in pil]
-        return pil
+        """The images of `run` (its notes dropped)."""
+        return self.run(label_map, seed, num_images, style_image, size, strict).images
 
     def interpolate_styles(self, label_map: LabelMapInput, style_a: ImageInput, style_b: ImageInput, steps: int = 5) -> list[Image.Image]:
         """Images whose latent walks linearly from style_a's mean code to style_b's."""
@@ -371,3 +396,8 @@ class Pipeline:
         if self.dtype == torch.float32:
             return nullcontext()
         return torch.autocast(self.device.type, dtype=self.dtype)
+
+
+def _rows(t: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+    """Rows start:stop of a batch, or its one row repeated (a view) when it has one."""
+    return t.expand(stop - start, -1, -1, -1) if t.shape[0] == 1 else t[start:stop]

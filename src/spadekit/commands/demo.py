@@ -22,21 +22,17 @@ def asset_files(folder: str) -> list[Path]:
 
 def random_landscape_pipeline():
     """A randomly initialised small landscape model, for installations without the bundled weights."""
-    from spadekit.config import EncoderConfig, GeneratorConfig, SPADEModelConfig
-    from spadekit.data.labels import landscape_labels
-    from spadekit.inference import Pipeline
-    from spadekit.models import SPADEModel
-
     import torch
+
+    from spadekit.config import ModelConfig
+    from spadekit.inference import Pipeline
+    from spadekit.labels import landscape_labels
+    from spadekit.models import SPADEModel
 
     torch.manual_seed(0)
     labels = landscape_labels()
-    config = SPADEModelConfig(
-        labels=labels.to_dict(), use_instance=False,
-        generator=GeneratorConfig(semantic_channels=labels.num_channels, ngf=8, spade_hidden=16, use_vae=True, z_dim=64, norm="instance"),
-        encoder=EncoderConfig(ndf=8, z_dim=64),
-    )
-    return Pipeline(SPADEModel(config))
+    config = ModelConfig(labels=labels.to_dict(), ngf=8, spade_hidden=16, use_vae=True, z_dim=64, norm="instance", encoder_ndf=8)
+    return Pipeline(SPADEModel(config, with_discriminator=False))
 
 
 def run(args) -> int:

@@ -17,7 +17,7 @@ def run(args) -> int:
 
     model = SPADEModel.from_pretrained(resolve_model_path(args.model))
     path = export_onnx(model, args.out, opset=args.opset)
-    gen = model.config.generator
+    gen = model.config
     h, w = gen.output_size
     inputs = f"semantic [N,{gen.semantic_channels},{h},{w}]" + (f", z [N,{gen.z_dim}]" if gen.use_vae else "")
     print(f"wrote {path} (inputs: {inputs}; output: image [N,3,{h},{w}] in [-1,1])")

@@ -20,7 +20,8 @@ def register(subparsers) -> None:
     parser.add_argument("--seed", type=int, default=0, help="first seed (image k uses seed+k)")
     parser.add_argument("--num", type=int, default=1, help="images per label map")
     parser.add_argument("--style", default=None, help="example photo whose style (colours) the images follow")
-    parser.add_argument("--replace", action="append", default=[], metavar="A=B", help="replace class A by class B first, e.g. grass=snow (repeatable)")
+    parser.add_argument("--replace", action="append", default=[], metavar="A=B",
+                        help="replace class A by class B first, e.g. grass=snow (repeatable)")
     parser.add_argument("--contact-sheet", action="store_true", help="also write contact_sheet.png (label | outputs)")
     parser.add_argument("--strict", action="store_true", help="refuse label maps whose size differs from the model's instead of resizing")
     parser.add_argument("--device", default="cpu")
@@ -49,7 +50,8 @@ def collect_inputs(items: list[str]) -> list[Path]:
 def run(args) -> int:
     from tqdm import tqdm
 
-    from spadekit.inference import Pipeline, label_id, parse_replacements, replace_label, to_pil
+    from spadekit.imageio import save_image
+    from spadekit.inference import Pipeline, label_id, parse_replacements, replace_label
     from spadekit.visualize import colorize, contact_sheet
 
     if args.num < 1:
@@ -66,23 +68,24 @@ def run(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rows = []
+    notes: dict[str, None] = {}  # each note once, in order
     tag = f"_style-{Path(args.style).stem}" if args.style else ""
     for path in tqdm(files, desc="generating", unit="map"):
         ids = pipe.load_label_map(path)
         for a, b in replacements:
             ids = replace_label(ids, pipe.labels, a, b)
-        channels = pipe.prepare_channels(ids, strict=args.strict)
-        images = pipe.generate_from_channels(channels, pipe.latents(args.num, args.seed, style), args.num)
-        pil = to_pil(images)
-        for k, image in enumerate(pil):
-            image.save(out / f"{path.stem}{tag}_seed{args.seed + k}.png")
+        result = pipe.run(ids, seed=args.seed, num_images=args.num, strict=args.strict, style=style)
+        for note in result.notes:
+            notes.setdefault(note)
+        for k, image in enumerate(result.images):
+            save_image(out / f"{path.stem}{tag}_seed{args.seed + k}.png", image)
         if args.contact_sheet:
-            rows.append([colorize(ids, pipe.labels)] + pil)
-    for message in dict.fromkeys(pipe.warnings):
+            rows.append([colorize(ids, pipe.labels)] + result.images)
+    for message in notes:
         print(f"note: {message}")
     written = len(files) * args.num
     if args.contact_sheet:
-        contact_sheet(rows).save(out / "contact_sheet.png")
+        save_image(out / "contact_sheet.png", contact_sheet(rows))
         print(f"wrote {written} image(s) and contact_sheet.png to {out}")
     else:
         print(f"wrote {written} image(s) to {out}")

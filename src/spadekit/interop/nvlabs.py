@@ -15,8 +15,9 @@ from pathlib import Path
 import torch
 
 from spadekit import SpadekitError
-from spadekit.config import DiscriminatorConfig, EncoderConfig, GeneratorConfig, SPADEModelConfig
-from spadekit.data.labels import LABEL_SETS, Label, LabelSet
+from spadekit.config import ModelConfig
+from spadekit.fileio import atomic_write
+from spadekit.labels import LABEL_SETS, Label, LabelSet
 from spadekit.models.spade_model import SPADEModel, load_state
 
 # reference dataset_mode -> our label-set name
@@ -108,49 +109,46 @@ def _generic_color(i: int) -> tuple[int, int, int]:
     return (r, g, b)
 
 
-def config_from_options(options: dict, has_encoder: bool, has_discriminator: bool, z_dim_encoder: int | None = None) -> SPADEModelConfig:
+def config_from_options(options: dict, has_encoder: bool, has_discriminator: bool, z_dim_encoder: int | None = None) -> ModelConfig:
+    """Our model config from the reference's options (has_encoder / has_discriminator: which checkpoints are there)."""
     if options.get("netG", "spade") != "spade":
         raise SpadekitError(f"netG {options.get('netG')!r}: only the reference's 'spade' generator can be imported")
-    labels = label_set_for(options)
-    use_instance = not bool(options.get("no_instance", False))
-    semantic_channels = labels.num_channels + int(use_instance)
     spectral, norm, kernel = _norm_g(str(options.get("norm_G", "spectralspadesyncbatch3x3")))
-    generator = GeneratorConfig(
-        semantic_channels=semantic_channels,
-        ngf=int(options.get("ngf", 64)),
-        num_upsampling_layers=str(options.get("num_upsampling_layers", "normal")),
+    fields = dict(
+        labels=label_set_for(options).to_dict(),
+        use_instance=not bool(options.get("no_instance", False)),
         crop_size=int(options.get("crop_size", 256)),
         aspect_ratio=float(options.get("aspect_ratio", 1.0)),
+        ngf=int(options.get("ngf", 64)),
+        num_upsampling_layers=str(options.get("num_upsampling_layers", "normal")),
         use_vae=bool(options.get("use_vae", False)),
         z_dim=int(options.get("z_dim", 256)),
         norm=norm,
         spade_hidden=128,
         spade_kernel=kernel,
         spectral_norm=spectral,
+        extra={"imported_from": "nvlabs", "reference_options": _jsonable(options)},
     )
-    encoder = None
+    # the networks share one spectral-norm setting here; the reference sets it per network
+    spectral_of = {"norm_G": spectral}
     if has_encoder:
-        e_spectral, e_norm = _norm_plain(str(options.get("norm_E", "spectralinstance")), "norm_E")
-        # the reference encoder is as wide as the generator (ngf) and always outputs 256-d z
-        encoder = EncoderConfig(ndf=int(options.get("ngf", 64)), z_dim=z_dim_encoder or 256, input_size=256,
-                                num_layers=6, norm=e_norm, spectral_norm=e_spectral)
-    discriminator = None
+        spectral_of["norm_E"], fields["encoder_norm"] = _norm_plain(str(options.get("norm_E", "spectralinstance")), "norm_E")
+        # the reference encoder is as wide as the generator (ngf), reads 256x256 images and always outputs 256-d z
+        fields.update(encoder_ndf=fields["ngf"], encoder_size=256, encoder_layers=6)
+        if z_dim_encoder is not None and z_dim_encoder != fields["z_dim"]:
+            raise SpadekitError(f"the encoder checkpoint gives {z_dim_encoder}-d z but z_dim is {fields['z_dim']}; they must match")
     if has_discriminator:
         if options.get("netD", "multiscale") != "multiscale" or options.get("netD_subarch", "n_layer") != "n_layer":
             raise SpadekitError("only the reference's multiscale n_layer discriminator can be imported")
-        d_spectral, d_norm = _norm_plain(str(options.get("norm_D", "spectralinstance")), "norm_D")
-        discriminator = DiscriminatorConfig(
-            input_channels=semantic_channels + int(options.get("output_nc", 3)),
-            ndf=int(options.get("ndf", 64)),
-            num_scales=int(options.get("num_D", 2)),
-            num_layers=int(options.get("n_layers_D", 4)),
-            norm=d_norm,
-            spectral_norm=d_spectral,
-        )
-    return SPADEModelConfig(
-        labels=labels.to_dict(), use_instance=use_instance, generator=generator, encoder=encoder,
-        discriminator=discriminator, extra={"imported_from": "nvlabs", "reference_options": _jsonable(options)},
-    )
+        if int(options.get("output_nc", 3)) != 3:
+            raise SpadekitError(f"output_nc {options.get('output_nc')}: only RGB (3) models can be imported")
+        spectral_of["norm_D"], fields["d_norm"] = _norm_plain(str(options.get("norm_D", "spectralinstance")), "norm_D")
+        fields.update(d_ndf=int(options.get("ndf", 64)), d_num_scales=int(options.get("num_D", 2)),
+                      d_num_layers=int(options.get("n_layers_D", 4)))
+    if len(set(spectral_of.values())) > 1:
+        listed = ", ".join(f"{k} {options.get(k)!r}" for k in spectral_of)
+        raise SpadekitError(f"{listed}: spadekit uses spectral norm in all networks or in none; these options mix them")
+    return ModelConfig(**fields)
 
 
 def _jsonable(options: dict) -> dict:
@@ -205,11 +203,12 @@ NETS = {"G": "generator", "D": "discriminator", "E": "encoder"}
 
 def _option_hint(net: str, key: str) -> str:
     if net == "G" and (".shared." in key or key.startswith("input.") and key.endswith("weight")):
-        return "label_nc, contain_dontcare_label or no_instance (the semantic channels), or use_vae / z_dim / crop_size / aspect_ratio / num_upsampling_layers for the input layer"
+        return ("label_nc, contain_dontcare_label or no_instance (the semantic channels), "
+                "or use_vae / z_dim / crop_size / aspect_ratio / num_upsampling_layers for the input layer")
     if net == "D" and key.endswith("groups.0.0.weight"):
         return "label_nc, contain_dontcare_label or no_instance (the discriminator sees semantic map + image), or ndf"
     if net == "E" and key.startswith("fc_"):
-        return "crop_size (the reference encoder only works for crop_size >= 256) or ngf"
+        return "ngf (the reference encoder is as wide as the generator) or z_dim"
     return "ngf / ndf (network widths), num_upsampling_layers, or n_layers_D"
 
 
@@ -262,7 +261,7 @@ def import_nvlabs(source: str | Path, out: str | Path | None = None, epoch: str 
         config = config_from_options(options, "E" in states, "D" in states, z_dim_encoder)
     except (KeyError, ValueError) as error:
         raise SpadekitError(f"{source}: options are incomplete or invalid ({error})") from None
-    model = SPADEModel(config)
+    model = SPADEModel(config, with_encoder="E" in states, with_discriminator="D" in states)
     for net, state in states.items():
         _load_mapped(getattr(model, NETS[net]), state, net, paths[net])
     if out is not None:
@@ -321,25 +320,23 @@ def reference_encoder_key(key: str, norm: str) -> str:
 def reference_options(model: SPADEModel) -> dict:
     """The reference options that rebuild `model` (for opt.txt / options.json)."""
     c = model.config
-    g = c.generator
-    if g.arch != "spade" or g.spade_hidden != 128:
+    if c.arch != "spade" or c.spade_hidden != 128:
         raise SpadekitError("only SPADE generators with the reference's fixed SPADE width (spade_hidden 128) can be exported")
+    spectral = "spectral" if c.spectral_norm else ""
     options = {
         "netG": "spade", "label_nc": model.labels.num_classes, "contain_dontcare_label": model.labels.contain_dontcare,
-        "no_instance": not c.use_instance, "ngf": g.ngf, "num_upsampling_layers": g.num_upsampling_layers,
-        "crop_size": g.crop_size, "aspect_ratio": g.aspect_ratio, "use_vae": g.use_vae, "z_dim": g.z_dim,
-        "norm_G": f"{'spectral' if g.spectral_norm else ''}spade{g.norm}{g.spade_kernel}x{g.spade_kernel}",
-        "output_nc": 3, "semantic_nc": g.semantic_channels,
+        "no_instance": not c.use_instance, "ngf": c.ngf, "num_upsampling_layers": c.num_upsampling_layers,
+        "crop_size": c.crop_size, "aspect_ratio": c.aspect_ratio, "use_vae": c.use_vae, "z_dim": c.z_dim,
+        "norm_G": f"{spectral}spade{c.norm}{c.spade_kernel}x{c.spade_kernel}",
+        "output_nc": 3, "semantic_nc": c.semantic_channels,
     }
-    if c.encoder is not None:
-        e = c.encoder
-        if e.ndf != g.ngf or e.input_size != 256 or e.num_layers != 6 or e.z_dim != 256 or g.z_dim != 256:
+    if model.encoder is not None:
+        if c.encoder_ndf != c.ngf or c.encoder_input_size != 256 or c.encoder_num_layers != 6 or c.z_dim != 256:
             raise SpadekitError("the reference encoder is fixed (ndf = ngf, 256x256 input, 6 layers, z_dim 256); this encoder differs")
-        options["norm_E"] = ("spectral" if e.spectral_norm else "") + e.norm
-    if c.discriminator is not None:
-        d = c.discriminator
-        options.update(netD="multiscale", netD_subarch="n_layer", num_D=d.num_scales, n_layers_D=d.num_layers, ndf=d.ndf,
-                       norm_D=("spectral" if d.spectral_norm else "") + d.norm)
+        options["norm_E"] = spectral + c.encoder_norm
+    if model.discriminator is not None:
+        options.update(netD="multiscale", netD_subarch="n_layer", num_D=c.d_num_scales, n_layers_D=c.d_num_layers, ndf=c.d_ndf,
+                       norm_D=spectral + c.d_norm)
     return options
 
 
@@ -349,13 +346,14 @@ def export_nvlabs(model: SPADEModel, out: str | Path, epoch: str = "latest") -> 
     out.mkdir(parents=True, exist_ok=True)
     options = reference_options(model)
     nets = {"G": (model.generator, reference_generator_key)}
+    c = model.config
     if model.discriminator is not None:
-        d = model.config.discriminator
-        nets["D"] = (model.discriminator, lambda k: reference_discriminator_key(k, d.norm, d.num_layers))
+        nets["D"] = (model.discriminator, lambda k: reference_discriminator_key(k, c.d_norm, c.d_num_layers))
     if model.encoder is not None:
-        nets["E"] = (model.encoder, lambda k: reference_encoder_key(k, model.config.encoder.norm))
+        nets["E"] = (model.encoder, lambda k: reference_encoder_key(k, c.encoder_norm))
     for net, (module, key_fn) in nets.items():
         state = {key_fn(k): v.detach().cpu().clone() for k, v in module.state_dict().items()}
-        torch.save(state, out / f"{epoch}_net_{net}.pth")
-    (out / "options.json").write_text(json.dumps({"options": options}, indent=2) + "\n")
+        atomic_write(out / f"{epoch}_net_{net}.pth", lambda p, state=state: torch.save(state, p))
+    text = json.dumps({"options": options}, indent=2) + "\n"
+    atomic_write(out / "options.json", lambda p: Path(p).write_text(text))
     return out

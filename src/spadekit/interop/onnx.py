@@ -10,7 +10,8 @@ import torch
 from torch import nn
 
 from spadekit import SpadekitError
-from spadekit.layers.norms import fold_spectral_norm
+from spadekit.fileio import atomic_write
+from spadekit.layers.spectral_norm import fold_spectral_norm
 from spadekit.models import SPADEModel
 
 
@@ -20,7 +21,7 @@ class _GeneratorGraph(nn.Module):
     def __init__(self, model: SPADEModel):
         super().__init__()
         self.generator = fold_spectral_norm(copy.deepcopy(model.generator).eval())
-        self.use_vae = model.config.generator.use_vae
+        self.use_vae = model.config.use_vae
 
     def forward(self, semantic: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
         return self.generator(semantic, z)
@@ -31,7 +32,7 @@ def export_onnx(model: SPADEModel, path: str | os.PathLike, opset: int = 17) -> 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     graph = _GeneratorGraph(model).eval()
-    gen = model.config.generator
+    gen = model.config
     h, w = gen.output_size
     semantic = torch.zeros(2, gen.semantic_channels, h, w)
     semantic[:, 0] = 1
@@ -42,20 +43,18 @@ def export_onnx(model: SPADEModel, path: str | os.PathLike, opset: int = 17) -> 
         inputs = (semantic, torch.randn(2, gen.z_dim))
         names.append("z")
         axes["z"] = {0: "batch"}
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    try:
+    def write(tmp: str) -> None:
         with torch.no_grad(), warnings.catch_warnings():
             # tracer notes about shape checks that are constant for a fixed model
             warnings.simplefilter("ignore")
             torch.onnx.export(
-                graph, inputs, str(tmp), input_names=names, output_names=["image"],
+                graph, inputs, tmp, input_names=names, output_names=["image"],
                 dynamic_axes=axes, opset_version=opset, dynamo=False,
             )
-        os.replace(tmp, path)
+    try:
+        atomic_write(path, write)
+    except SpadekitError:
+        raise
     except Exception as error:
-        if tmp.exists():
-            tmp.unlink()
-        if isinstance(error, SpadekitError):
-            raise
         raise SpadekitError(f"ONNX export failed: {type(error).__name__}: {error}") from None
     return path

@@ -1,9 +1,7 @@
-"""Normalisation and spectral-norm helpers, chosen by name."""
+"""Normalisation layers chosen by name (spectral norm: `spadekit.layers.spectral_norm`)."""
 from __future__ import annotations
 
-import torch
 from torch import nn
-from torch.nn.utils.spectral_norm import SpectralNorm
 
 
 def param_free_norm(name: str, channels: int) -> nn.Module:
@@ -41,45 +39,3 @@ FEATURE_NORMS = {
     "syncbatch": lambda c: nn.BatchNorm2d(c, affine=True),
     "none": lambda c: nn.Identity(),
 }
-
-
-def maybe_spectral_norm(module: nn.Module, enabled: bool) -> nn.Module:
-    """Wrap a conv/linear with spectral norm (weight_orig / weight_u / weight_v, as the reference stores)."""
-    if not enabled:
-        return module
-    return nn.utils.spectral_norm(module)
-
-
-def fold_spectral_norm(model: nn.Module) -> nn.Module:
-    """Replace every spectral-norm reparametrisation by the plain weight it computes now (for inference/export).
-
-    Uses the stored u, v (no power iteration), which is what eval mode computes.
-    """
-    for module in model.modules():
-        for hook_id, hook in list(module._forward_pre_hooks.items()):
-            if isinstance(hook, SpectralNorm):
-                with torch.no_grad():
-                    weight = hook.compute_weight(module, do_power_iteration=False)
-                del module._forward_pre_hooks[hook_id]
-                for suffix in ("_orig", "_u", "_v"):
-                    name = hook.name + suffix
-                    if name in module._parameters:
-                        del module._parameters[name]
-                    if name in module._buffers:
-                        del module._buffers[name]
-                if hasattr(module, hook.name):
-                    delattr(module, hook.name)
-                module.register_parameter(hook.name, nn.Parameter(weight.detach().clone()))
-                # drop the state-dict hooks that rename keys for the spectral-norm version marker
-                for hooks in (module._state_dict_hooks, module._load_state_dict_pre_hooks):
-                    for key, fn in list(hooks.items()):
-                        owner = getattr(fn, "fn", fn)
-                        if type(owner).__name__ in ("SpectralNormStateDictHook", "SpectralNormLoadStateDictPreHook"):
-                            del hooks[key]
-    return model
-
-
-def has_spectral_norm(model: nn.Module) -> bool:
-    return any(
-        isinstance(h, SpectralNorm) for m in model.modules() for h in m._forward_pre_hooks.values()
-    )

@@ -2,13 +2,13 @@
 from spadekit.models.baselines import ConcatGenerator, Pix2PixHDGenerator
 from spadekit.models.discriminator import MultiscaleDiscriminator, PatchDiscriminator
 from spadekit.models.encoder import ImageEncoder, reparameterize
-from spadekit.models.generator import SPADEGenerator
-
-# name -> generator class (config.generator.arch); baselines register here too.
-GENERATORS = {"spade": SPADEGenerator, "pix2pixhd": Pix2PixHDGenerator, "concat": ConcatGenerator}
-
-from spadekit.models.spade_model import SPADEModel  # noqa: E402
+from spadekit.models.generator import SPADEGenerator, random_latents
+from spadekit.models.optimize import inference_copy, optimize_for_inference
+from spadekit.models.registry import GENERATORS, generator_class
+from spadekit.models.spade_model import SPADEModel
 
 __all__ = [
-    "GENERATORS", "ConcatGenerator", "ImageEncoder", "Pix2PixHDGenerator", "MultiscaleDiscriminator", "PatchDiscriminator", "SPADEGenerator", "SPADEModel", "reparameterize",
+    "GENERATORS", "ConcatGenerator", "ImageEncoder", "MultiscaleDiscriminator", "PatchDiscriminator", "Pix2PixHDGenerator",
+    "SPADEGenerator", "SPADEModel", "generator_class", "inference_copy", "optimize_for_inference", "random_latents",
+    "reparameterize",
 ]

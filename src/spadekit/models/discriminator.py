@@ -5,8 +5,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from spadekit.config import DiscriminatorConfig
-from spadekit.layers.norms import feature_norm, maybe_spectral_norm
+from spadekit.config import ModelConfig
+from spadekit.layers.norms import feature_norm
+from spadekit.layers.spectral_norm import maybe_spectral_norm
 
 
 class PatchDiscriminator(nn.Module):
@@ -39,12 +40,12 @@ class PatchDiscriminator(nn.Module):
 class MultiscaleDiscriminator(nn.Module):
     """D(semantic, image) -> [scale][group] features; scale 0 at full size, each next one avg-pooled 3/2/1."""
 
-    def __init__(self, config: DiscriminatorConfig):
+    def __init__(self, config: ModelConfig):
         super().__init__()
-        self.config = config
-        c = config
+        self.config = c = config
         self.scales = nn.ModuleList(
-            PatchDiscriminator(c.input_channels, c.ndf, c.num_layers, c.norm, c.spectral_norm) for _ in range(c.num_scales)
+            PatchDiscriminator(c.discriminator_input_channels, c.d_ndf, c.d_num_layers, c.d_norm, c.spectral_norm)
+            for _ in range(c.d_num_scales)
         )
 
     def forward(self, semantic: torch.Tensor, image: torch.Tensor) -> list[list[torch.Tensor]]:

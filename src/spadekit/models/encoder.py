@@ -5,36 +5,39 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from spadekit.config import EncoderConfig
-from spadekit.layers.norms import feature_norm, maybe_spectral_norm
+from spadekit.config import ModelConfig
+from spadekit.layers.norms import feature_norm
+from spadekit.layers.spectral_norm import maybe_spectral_norm
 
 
 class ImageEncoder(nn.Module):
     """E(image [B,3,H,W] in [-1,1]) -> (mu, logvar), each [B, z_dim].
 
-    Works for any input size: images are resized (bilinear) to input_size x input_size first.
+    Works for any input size: images are resized (bilinear) to the config's encoder_input_size square
+    first; encoder_num_layers stride-2 convs then leave a (input / 2**layers)^2 grid of
+    min(2**i * encoder_ndf, 8 * encoder_ndf) channels for the two linear heads.
     """
 
-    def __init__(self, config: EncoderConfig):
+    def __init__(self, config: ModelConfig):
         super().__init__()
-        self.config = config
-        c = config
-        if c.input_size % 2 ** c.num_layers:
-            raise ValueError(f"encoder input_size {c.input_size} must be divisible by 2**num_layers = {2 ** c.num_layers}")
+        self.config = c = config
+        self.input_size, num_layers, ndf = c.encoder_input_size, c.encoder_num_layers, c.encoder_ndf
+        if self.input_size % 2 ** num_layers:
+            raise ValueError(f"encoder input size {self.input_size} must be divisible by 2**encoder_layers = {2 ** num_layers}")
         layers = []
         channels = 3
-        for i in range(c.num_layers):
-            width = min(c.ndf * 2 ** i, 8 * c.ndf)
-            conv = maybe_spectral_norm(nn.Conv2d(channels, width, 3, stride=2, padding=1, bias=c.norm == "none"), c.spectral_norm)
-            layers.append(nn.Sequential(conv, feature_norm(c.norm, width)))
+        for i in range(num_layers):
+            width = min(ndf * 2 ** i, 8 * ndf)
+            conv = maybe_spectral_norm(nn.Conv2d(channels, width, 3, stride=2, padding=1, bias=c.encoder_norm == "none"), c.spectral_norm)
+            layers.append(nn.Sequential(conv, feature_norm(c.encoder_norm, width)))
             channels = width
         self.layers = nn.ModuleList(layers)
-        grid = c.input_size // 2 ** c.num_layers
+        grid = self.input_size // 2 ** num_layers
         self.fc_mu = nn.Linear(channels * grid * grid, c.z_dim)
         self.fc_logvar = nn.Linear(channels * grid * grid, c.z_dim)
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        size = self.config.input_size
+        size = self.input_size
         if image.shape[-2:] != (size, size):
             image = F.interpolate(image, size=(size, size), mode="bilinear", align_corners=False)
         x = image

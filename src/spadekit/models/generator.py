@@ -7,10 +7,20 @@ import torch
 import torch.nn.functional as F
 import torch.utils.checkpoint
 from torch import nn
-from torch.nn.utils.spectral_norm import SpectralNorm
 
-from spadekit.config import UPSAMPLING_LAYERS, GeneratorConfig
+from spadekit.config import UPSAMPLING_LAYERS, ModelConfig
 from spadekit.layers.blocks import SPADEResBlock
+from spadekit.layers.lookup import LabelConvTable, LabelMaps, label_conv
+from spadekit.layers.spectral_norm import spectral_norm_hooks
+
+
+def random_latents(count: int, z_dim: int, seed: int | None = None, device: str | torch.device | None = None) -> torch.Tensor:
+    """z ~ N(0, I) [count, z_dim] float32. With a seed, row i comes from seed + i alone (so image i of seed s
+    is image 0 of seed s + i, whatever the batch); without one, from torch's global generator."""
+    if seed is None:
+        return torch.randn(count, z_dim, device=device)
+    rows = [torch.randn(z_dim, generator=torch.Generator().manual_seed(seed + i)) for i in range(count)]
+    return torch.stack(rows).to(device)
 
 
 def generator_block_plan(num_upsampling_layers: str) -> list[tuple[str, int, int, bool]]:
@@ -45,7 +55,7 @@ def checkpointed(module: nn.Module, function, *args):
     before = [b.detach().clone() for b in buffers]
     # the weights spectral norm computes stay on their modules as attributes after a forward; let them go
     # (the hook computes them again before every forward), or they would hold a copy of the weights
-    normalized = [(m, hook.name) for m in module.modules() for hook in m._forward_pre_hooks.values() if isinstance(hook, SpectralNorm)]
+    normalized = [(m, hook.name) for m, hook in spectral_norm_hooks(module)]
 
     def release():
         for m, name in normalized:
@@ -73,8 +83,12 @@ def checkpointed(module: nn.Module, function, *args):
 
 
 class SPADEGenerator(nn.Module):
-    """G(semantic [B,C,H,W], z [B,z_dim] | None) -> image [B,3,H,W] in [-1, 1].
+    """G(semantic, z [B,z_dim] | None) -> image [B,3,H,W] in [-1, 1].
 
+    semantic: the semantic map [B,C,H,W] (one-hot labels + instance edge), or the same as a
+    `LabelMaps` (label indices + edges): then every conv over the map (the input conv, each SPADE
+    layer's shared conv) is a table lookup, computed once per resolution: the same numbers within
+    float rounding, much less work, differentiable (the trainer's fast path).
     With use_vae, z (random when None) is mapped by a linear layer to the latent grid; otherwise the
     semantic map, nearest-resized to the latent grid, goes through a 3x3 conv.
     activation_checkpointing (attribute, not saved): in training, recompute each block's activations
@@ -83,10 +97,9 @@ class SPADEGenerator(nn.Module):
 
     activation_checkpointing = False
 
-    def __init__(self, config: GeneratorConfig):
+    def __init__(self, config: ModelConfig):
         super().__init__()
-        self.config = config
-        c = config
+        self.config = c = config
         self.latent_size = c.latent_size
         sh, sw = self.latent_size
         top = 16 * c.ngf
@@ -101,24 +114,40 @@ class SPADEGenerator(nn.Module):
             self.upsample_before[name] = up
         last = next(reversed(self.blocks.values()))
         self.to_rgb = nn.Conv2d(last.conv_1.out_channels, 3, 3, padding=1)
+        self.input_table: LabelConvTable | None = None
 
     @staticmethod
-    def make_block(in_channels: int, out_channels: int, c: GeneratorConfig) -> nn.Module:
+    def make_block(in_channels: int, out_channels: int, c: ModelConfig) -> nn.Module:
         return SPADEResBlock(in_channels, out_channels, c.semantic_channels, c.spade_hidden, c.spade_kernel, c.norm, c.spectral_norm)
 
-    def forward(self, semantic: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, semantic: torch.Tensor | LabelMaps, z: torch.Tensor | None = None) -> torch.Tensor:
         sh, sw = self.latent_size
+        labels = isinstance(semantic, LabelMaps)
         if self.config.use_vae:
             if z is None:
-                z = torch.randn(semantic.shape[0], self.config.z_dim, device=semantic.device, dtype=semantic.dtype)
-            x = self.input(z).unflatten(1, (16 * self.config.ngf, sh, sw))
+                z = random_latents(semantic.shape[0], self.config.z_dim, device=semantic.device)
+            x = self.input(z.to(self.input.weight.dtype)).unflatten(1, (16 * self.config.ngf, sh, sw))
+        elif labels and self.input_table is not None:
+            x = self.input_table(semantic, (sh, sw))
+        elif labels:
+            x = label_conv(semantic, (sh, sw), self.input.weight, self.input.bias)
         else:
             x = self.input(F.interpolate(semantic, size=(sh, sw), mode="nearest"))
+        if labels:  # the layout lookups produce; the blocks' convs then run in it
+            x = x.contiguous(memory_format=torch.channels_last)
+        recompute = self.activation_checkpointing and self.training and torch.is_grad_enabled()
         for name, block in self.blocks.items():
             if self.upsample_before[name]:
                 x = F.interpolate(x, scale_factor=2, mode="nearest")
-            if self.activation_checkpointing and self.training and torch.is_grad_enabled():
-                x = checkpointed(block, block, x, semantic)
-            else:
-                x = block(x, semantic)
+            x = checkpointed(block, block, x, semantic) if recompute else block(x, semantic)
         return torch.tanh(self.to_rgb(F.leaky_relu(x, 0.2)))
+
+    def prepare_for_inference(self) -> None:
+        """In place, on an inference copy (`spadekit.models.optimize_for_inference`): lookup tables
+        precomputed from the current weights, gamma/beta of every SPADE layer fused."""
+        num_labels, has_edge = self.config.label_channels, self.config.use_instance
+        if not self.config.use_vae:
+            self.input_table = LabelConvTable([self.input], num_labels, has_edge)
+        for block in self.blocks.values():
+            if isinstance(block, SPADEResBlock):
+                block.prepare_for_inference(num_labels, has_edge)

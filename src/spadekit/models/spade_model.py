@@ -11,42 +11,35 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from spadekit import SpadekitError
+from spadekit.config import ModelConfig
 from spadekit.fileio import atomic_write
-from spadekit.config import SPADEModelConfig
-from spadekit.data.labels import LabelSet
-from spadekit.data.semantic import semantic_map
+from spadekit.layers.lookup import LabelMaps
 from spadekit.models.discriminator import MultiscaleDiscriminator
 from spadekit.models.encoder import ImageEncoder, reparameterize
+from spadekit.models.registry import generator_class
+from spadekit.semantic import instance_edges, semantic_map
 
 CONFIG_NAME = "config.json"
-
-
-def _generator_class(arch: str):
-    from spadekit.models import GENERATORS
-
-    try:
-        return GENERATORS[arch]
-    except KeyError:
-        raise SpadekitError(f"unknown generator arch {arch!r}; known: {', '.join(sorted(GENERATORS))}") from None
+NETWORKS = ("generator", "encoder", "discriminator")
 
 
 class SPADEModel(nn.Module):
-    """Generator (+ encoder, + discriminator) with the label set and input encoding they were built for."""
+    """Generator (+ encoder, + discriminator) with the label set and input encoding they were built for.
 
-    def __init__(self, config: SPADEModelConfig):
+    with_encoder: build the image encoder (default: when the config has use_vae). with_discriminator:
+    build the discriminator (training, parity checks; inference does without).
+    """
+
+    def __init__(self, config: ModelConfig, with_encoder: bool | None = None, with_discriminator: bool = True):
         super().__init__()
         self.config = config
-        self.labels = LabelSet.from_dict(config.labels)
-        expected = self.labels.num_channels + int(config.use_instance)
-        if config.generator.semantic_channels != expected:
-            raise SpadekitError(
-                f"generator expects {config.generator.semantic_channels} semantic channels but the label set "
-                f"{self.labels.name!r} gives {expected} ({self.labels.num_classes} classes"
-                f"{' + dontcare' if self.labels.contain_dontcare else ''}{' + instance edge' if config.use_instance else ''})"
-            )
-        self.generator = _generator_class(config.generator.arch)(config.generator)
-        self.encoder = ImageEncoder(config.encoder) if config.encoder else None
-        self.discriminator = MultiscaleDiscriminator(config.discriminator) if config.discriminator else None
+        try:
+            self.labels = config.label_set
+        except ValueError as error:
+            raise SpadekitError(f"model config: {error}") from None
+        self.generator = generator_class(config.arch)(config)
+        self.encoder = ImageEncoder(config) if (config.use_vae if with_encoder is None else with_encoder) else None
+        self.discriminator = MultiscaleDiscriminator(config) if with_discriminator else None
 
     @property
     def use_instance(self) -> bool:
@@ -54,13 +47,23 @@ class SPADEModel(nn.Module):
 
     @property
     def output_size(self) -> tuple[int, int]:
-        return self.config.generator.output_size
+        return self.config.output_size
 
     def semantic(self, channels: torch.Tensor, instance: torch.Tensor | None = None) -> torch.Tensor:
         """Channel-index label map [B,1,H,W] (+ instance ids) -> the semantic map the networks read."""
         if self.use_instance and instance is None:
             instance = channels  # no instance map: region boundaries of the label map stand in
         return semantic_map(channels, self.labels.num_channels, instance if self.use_instance else None)
+
+    def label_maps(self, channels: torch.Tensor, instance: torch.Tensor | None = None) -> LabelMaps:
+        """The same input as `semantic(channels, instance)`, as label indices + edges that the generator
+        reads through lookups (see `spadekit.layers.lookup`)."""
+        if channels.dim() == 3:
+            channels = channels.unsqueeze(1)
+        edge = None
+        if self.use_instance:
+            edge = instance_edges(channels if instance is None else instance).to(channels.device)
+        return LabelMaps(channels.long(), edge, self.labels.num_channels)
 
     def encode(self, image: torch.Tensor, eps: torch.Tensor | None = None) -> torch.Tensor:
         if self.encoder is None:
@@ -85,8 +88,6 @@ class SPADEModel(nn.Module):
         parts = {"generator": self.generator, "encoder": self.encoder}
         if include_discriminator:
             parts["discriminator"] = self.discriminator
-        else:
-            config["discriminator"] = None
         for name, net in parts.items():
             if net is not None:
                 tensors = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
@@ -97,7 +98,9 @@ class SPADEModel(nn.Module):
         return directory
 
     @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike, map_location: str | torch.device = "cpu") -> "SPADEModel":
+    def from_pretrained(cls, directory: str | os.PathLike, map_location: str | torch.device = "cpu") -> SPADEModel:
+        """Read a model folder: config.json and the networks whose .safetensors files are there (a generator
+        is required; the encoder and discriminator are built when their files exist)."""
         directory = Path(directory)
         config_path = directory / CONFIG_NAME
         if not config_path.is_file():
@@ -106,21 +109,18 @@ class SPADEModel(nn.Module):
                 "(import official checkpoints with `spadekit import-nvlabs SRC OUT`)"
             )
         try:
-            config = SPADEModelConfig.from_dict(json.loads(config_path.read_text()))
+            config = ModelConfig.from_dict(json.loads(config_path.read_text()))
         except (ValueError, KeyError, TypeError) as error:
             raise SpadekitError(f"{config_path}: not a valid spadekit model config ({error})") from None
-        model = cls(config)
-        for name in ("generator", "encoder", "discriminator"):
+        present = {name: (directory / f"{name}.safetensors").is_file() for name in NETWORKS}
+        if not present["generator"]:
+            raise SpadekitError(f"{directory / 'generator.safetensors'} is missing: a model folder needs the generator's weights")
+        model = cls(config, with_encoder=present["encoder"], with_discriminator=present["discriminator"])
+        for name in NETWORKS:
             net = getattr(model, name)
-            if net is None:
-                continue
-            path = directory / f"{name}.safetensors"
-            if not path.is_file():
-                if name == "discriminator":
-                    model.discriminator = None  # inference-only export
-                    continue
-                raise SpadekitError(f"{path} is missing: the config lists a {name} but its weights are not there")
-            load_state(net, load_file(str(path), device=str(map_location)), str(path))
+            if net is not None:
+                path = directory / f"{name}.safetensors"
+                load_state(net, load_file(str(path), device=str(map_location)), str(path))
         return model.to(map_location)
 
 

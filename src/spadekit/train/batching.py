@@ -124,7 +124,7 @@ def step_inputs(micro_batches: list[dict], model, noise: torch.Generator, layout
     The VAE noise of the whole global batch is drawn every step whatever the layout, and each
     process takes its rows, so z does not depend on the number of processes or micro-batches.
     """
-    gconfig = model.config.generator
+    gconfig = model.config
     step_noise = torch.randn(layout.global_batch, gconfig.z_dim, generator=noise) if gconfig.use_vae else None
     inputs = []
     for m, batch in enumerate(micro_batches):

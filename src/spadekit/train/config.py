@@ -21,6 +21,8 @@ from typing import Any
 import yaml
 
 from spadekit import SpadekitError
+from spadekit.config import DATA_FIELDS, ModelConfig
+from spadekit.labels import LabelSet
 
 
 @dataclass
@@ -56,37 +58,6 @@ class DataConfig:
 
 
 @dataclass
-class ModelConfig:
-    """The networks to train (turned into a `spadekit.config.SPADEModelConfig`).
-
-    arch: spade (default) or a baseline generator by name: pix2pixhd (encoder-decoder with instance
-        norm; num_downsample / num_res_blocks), concat (segmap concatenated at every layer).
-    ngf / spade_hidden / norm / num_upsampling_layers / use_vae / z_dim: the generator.
-    encoder_ndf / encoder_layers: the image encoder (only with use_vae); encoder_layers None = as many
-        stride-2 convs as leave a 4x4 grid, at most 6 (the paper's encoder at 256x256).
-    d_ndf / d_num_scales / d_num_layers / d_norm: the multi-scale discriminator.
-    crop size and aspect ratio come from the data section.
-    """
-
-    arch: str = "spade"
-    ngf: int = 64
-    spade_hidden: int = 128
-    norm: str = "syncbatch"
-    num_downsample: int = 4
-    num_res_blocks: int = 9
-    num_upsampling_layers: str = "normal"
-    use_vae: bool = False
-    z_dim: int = 256
-    encoder_ndf: int = 64
-    encoder_layers: int | None = None
-    d_ndf: int = 64
-    d_num_scales: int = 2
-    d_num_layers: int = 4
-    d_norm: str = "instance"
-    spectral_norm: bool = True
-
-
-@dataclass
 class OptimConfig:
     """Losses, optimisers, schedule, precision, EMA and reproducibility.
 
@@ -108,9 +79,10 @@ class OptimConfig:
     device: auto | cpu | cuda. num_threads: torch CPU threads per process (None = torch's choice).
     activation_checkpointing: recompute the generator blocks' activations in backward instead of
         keeping them (SPADE generator; much less memory, about one more generator forward of time).
-    fast_path: train the SPADE generator through `spadekit.fast` (its SPADE convs over the one-hot map
-        as table lookups, the same parameters and checkpoints) with fused Adam; same losses within
-        float tolerance, faster on a CPU (see docs/performance.md).
+    fast_path: feed the SPADE generator label maps, so its convs over the one-hot map run as table
+        lookups (`spadekit.layers.lookup`; the same parameters and checkpoints), with fused Adam and
+        spectral norm's fused gradient; same losses within float tolerance, faster on a CPU (see
+        docs/performance.md).
     init_from: a model folder (config.json + *.safetensors, e.g. from `spadekit export-run`) whose
         weights start a new run (fine-tuning, or switching an option that adds no parameters, such
         as model.norm). Normalisation statistics the folder lacks start fresh; a missing
@@ -188,10 +160,21 @@ class TrainConfig:
     log: LogConfig = field(default_factory=LogConfig)
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        data = dataclasses.asdict(self)
+        data["model"] = {k: v for k, v in self.model.to_dict().items() if k in MODEL_OPTIONS}
+        return data
+
+    def model_config(self, labels: LabelSet, use_instance: bool) -> ModelConfig:
+        """The model to train: the model section with what the data decides filled in (the dataset's label
+        set and instance edges, the data section's crop size and aspect ratio)."""
+        try:
+            return dataclasses.replace(self.model, labels=labels.to_dict(), use_instance=bool(use_instance),
+                                       crop_size=self.data.crop_size, aspect_ratio=self.data.aspect_ratio)
+        except ValueError as error:
+            raise SpadekitError(f"model section: {error}") from None
 
     @classmethod
-    def from_dict(cls, data: dict | None, source: str = "config") -> "TrainConfig":
+    def from_dict(cls, data: dict | None, source: str = "config") -> TrainConfig:
         data = data or {}
         if not isinstance(data, dict):
             raise SpadekitError(f"{source}: a training config is a mapping with sections {', '.join(SECTIONS)}")
@@ -210,6 +193,10 @@ class TrainConfig:
 
 
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": OptimConfig, "log": LogConfig}
+# The model section is `spadekit.config.ModelConfig` less what the data decides (and free-form notes).
+MODEL_OPTIONS = tuple(f.name for f in dataclasses.fields(ModelConfig) if f.name not in DATA_FIELDS + ("extra",))
+FROM_DATA = {"labels": "data.labels (or the dataset's palette)", "use_instance": "data.use_instance",
+             "crop_size": "data.crop_size", "aspect_ratio": "data.aspect_ratio"}
 GAN_MODES = ("hinge", "ls", "original")
 PRECISIONS = ("fp32", "bf16", "fp16")
 
@@ -251,13 +238,21 @@ def _coerce(value: Any, kind: Any, where: str) -> Any:
 
 def _build_section(cls, values: dict, name: str, source: str):
     types_ = _field_types(cls)
+    if cls is ModelConfig:
+        from_data = sorted(set(values) & set(FROM_DATA))
+        if from_data:
+            raise SpadekitError(f"{source}: model.{from_data[0]} comes from the data; set {FROM_DATA[from_data[0]]} instead")
+        types_ = {k: v for k, v in types_.items() if k in MODEL_OPTIONS}
     unknown = sorted(set(values) - set(types_))
     if unknown:
         raise SpadekitError(
             f"{source}: unknown option(s) {', '.join(f'{name}.{k}' for k in unknown)}; "
             f"options of {name!r}: {', '.join(types_)}"
         )
-    return cls(**{k: _coerce(v, types_[k], f"{source}: {name}.{k}") for k, v in values.items()})
+    try:
+        return cls(**{k: _coerce(v, types_[k], f"{source}: {name}.{k}") for k, v in values.items()})
+    except ValueError as error:  # the model config's own checks
+        raise SpadekitError(f"{source}: {name} section: {error}") from None
 
 
 def validate(config: TrainConfig, source: str = "config") -> None:
@@ -297,7 +292,7 @@ def validate(config: TrainConfig, source: str = "config") -> None:
         fail("log.checkpoint_every", f"must be a positive integer or null, got {log.checkpoint_every}")
     if log.checkpoint_seconds is not None and log.checkpoint_seconds <= 0:
         fail("log.checkpoint_seconds", f"must be positive or null, got {log.checkpoint_seconds}")
-    from spadekit.models import GENERATORS
+    from spadekit.models.registry import GENERATORS
 
     if config.model.arch not in GENERATORS:
         fail("model.arch", f"must be one of {', '.join(sorted(GENERATORS))}, got {config.model.arch!r}")

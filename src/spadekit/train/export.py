@@ -7,12 +7,12 @@ from pathlib import Path
 import torch
 
 from spadekit import SpadekitError
-from spadekit.config import SPADEModelConfig
+from spadekit.config import ModelConfig
 from spadekit.models import SPADEModel
 from spadekit.train import checkpoint as ckpt
 
 
-def export_model(mconfig: SPADEModelConfig, generator_step_state: dict, discriminator_state: dict | None, out: Path,
+def export_model(mconfig: ModelConfig, generator_step_state: dict, discriminator_state: dict | None, out: Path,
                  dtype: torch.dtype | None = None) -> Path:
     """Write a model folder from GeneratorStep weights (generator.* / encoder.*) and the discriminator's."""
     export = SPADEModel(mconfig)
@@ -32,6 +32,6 @@ def export_run(run_dir: str | os.PathLike, out: str | os.PathLike, use_ema: bool
     if latest is None:
         raise SpadekitError(f"{run_dir}: no readable checkpoint to export (train first, or check the folder)")
     _, state = latest
-    mconfig = SPADEModelConfig.from_dict(state["model_config"])
+    mconfig = ModelConfig.from_dict(state["model_config"])  # the nested layout of older checkpoints too
     weights = state["ema"] if use_ema and state.get("ema") is not None else state["g"]
     return int(state["step"]), export_model(mconfig, weights, state["d"], Path(out), dtype=dtype)

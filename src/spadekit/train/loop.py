@@ -30,8 +30,7 @@ import torch
 from torch import nn
 
 from spadekit import SpadekitError
-from spadekit.config import DiscriminatorConfig, EncoderConfig, GeneratorConfig, SPADEModelConfig
-from spadekit.data.labels import LabelSet
+from spadekit.labels import LabelSet
 from spadekit.models import SPADEModel
 from spadekit.models.spade_model import load_state
 from spadekit.train import checkpoint as ckpt
@@ -43,41 +42,7 @@ from spadekit.train.export import export_run as export_run  # `spadekit export-r
 from spadekit.train.monitor import Monitor, fixed_sample_batch, render_samples
 from spadekit.train.steps import GeneratorStep, discriminator_step, ema_update, generator_step
 
-
 # ---- the networks to train ------------------------------------------------------------------------
-def model_config(config: TrainConfig, labels: LabelSet, use_instance: bool) -> SPADEModelConfig:
-    """The SPADEModelConfig of the networks to train."""
-    m, d = config.model, config.data
-    semantic_channels = labels.num_channels + int(use_instance)
-    encoder = None
-    if m.use_vae:
-        input_size = min(256, d.crop_size)
-        layers = m.encoder_layers
-        if layers is None:  # stride-2 convs down to a 4x4 grid (6 at 256, the paper's encoder)
-            layers = 1
-            while layers < 6 and input_size % 2 ** (layers + 1) == 0 and input_size // 2 ** (layers + 1) >= 4:
-                layers += 1
-        encoder = EncoderConfig(ndf=m.encoder_ndf, z_dim=m.z_dim, input_size=input_size, num_layers=layers, spectral_norm=m.spectral_norm)
-    try:
-        return SPADEModelConfig(
-            labels=labels.to_dict(),
-            use_instance=bool(use_instance),
-            generator=GeneratorConfig(
-                semantic_channels=semantic_channels, ngf=m.ngf, num_upsampling_layers=m.num_upsampling_layers,
-                crop_size=d.crop_size, aspect_ratio=d.aspect_ratio, use_vae=m.use_vae, z_dim=m.z_dim, norm=m.norm,
-                spade_hidden=m.spade_hidden, spectral_norm=m.spectral_norm, arch=m.arch,
-                num_downsample=m.num_downsample, num_res_blocks=m.num_res_blocks,
-            ),
-            encoder=encoder,
-            discriminator=DiscriminatorConfig(
-                input_channels=semantic_channels + 3, ndf=m.d_ndf, num_scales=m.d_num_scales,
-                num_layers=m.d_num_layers, norm=m.d_norm, spectral_norm=m.spectral_norm,
-            ),
-        )
-    except ValueError as error:
-        raise SpadekitError(f"model section: {error}") from None
-
-
 NORM_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
 
 
@@ -206,7 +171,7 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, resume: bool = False,
     total_steps = t.steps if t.steps is not None else t.epochs * batches.steps_per_epoch
 
     # Initialize: networks, EMA, losses, optimisers ------------------------------------------------
-    mconfig = model_config(config, labels, use_instance)
+    mconfig = config.model_config(labels, use_instance)
     model = SPADEModel(mconfig)
     for net in (model.generator, model.encoder, model.discriminator):
         if net is not None:
@@ -216,7 +181,8 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, resume: bool = False,
         if info.is_main:
             print(f"initialised {', '.join(loaded)} from {t.init_from}", flush=True)
     if t.fast_path:  # spectral norm's gradient in three passes over each weight instead of about eight
-        from spadekit.fast import keep_freed_memory, use_fast_spectral_norm
+        from spadekit.layers.spectral_norm import use_fast_spectral_norm
+        from spadekit.runtime_memory import keep_freed_memory
 
         use_fast_spectral_norm(model)
         keep_freed_memory()  # large tensors reuse heap memory instead of faulting in fresh pages per step
@@ -226,10 +192,10 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, resume: bool = False,
     discriminator = model.discriminator.to(device)
     ema = copy.deepcopy(g_step).eval().requires_grad_(False) if t.ema_decay is not None else None
     # norm "syncbatch": batch statistics over all processes; "batch": over each process's own batch
-    g_step.generator = dist_utils.maybe_sync_batchnorm(g_step.generator, mconfig.generator.norm, info)
+    g_step.generator = dist_utils.maybe_sync_batchnorm(g_step.generator, mconfig.norm, info)
     if g_step.encoder is not None:
-        g_step.encoder = dist_utils.maybe_sync_batchnorm(g_step.encoder, mconfig.encoder.norm, info)
-    discriminator = dist_utils.maybe_sync_batchnorm(discriminator, mconfig.discriminator.norm, info)
+        g_step.encoder = dist_utils.maybe_sync_batchnorm(g_step.encoder, mconfig.encoder_norm, info)
+    discriminator = dist_utils.maybe_sync_batchnorm(discriminator, mconfig.d_norm, info)
     g_ddp = dist_utils.wrap(g_step, info)
     d_ddp = dist_utils.wrap(discriminator, info)
 

@@ -12,8 +12,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from spadekit.config import SPADEModelConfig
-from spadekit.data.labels import LabelSet
+from spadekit.config import ModelConfig
+from spadekit.labels import LabelSet
+from spadekit.models import random_latents
 from spadekit.train import checkpoint as ckpt
 from spadekit.train.config import TrainConfig
 from spadekit.train.steps import autocast
@@ -112,7 +113,7 @@ def sample_grid(columns: list[np.ndarray]) -> np.ndarray:
 
 def render_samples(net, model, samples: dict, device: torch.device, precision: str) -> np.ndarray:
     """The sample grid of the fixed batch, drawn by `net` (a GeneratorStep, the EMA one when there is one)."""
-    use_vae = model.config.generator.use_vae
+    use_vae = model.config.use_vae
     was_training = net.training
     net.eval()
     with torch.no_grad(), autocast(device, precision):
@@ -127,7 +128,7 @@ def render_samples(net, model, samples: dict, device: torch.device, precision: s
     return sample_grid(columns)
 
 
-def fixed_sample_batch(run_dir: Path, dataset, config: TrainConfig, mconfig: SPADEModelConfig, info) -> dict:
+def fixed_sample_batch(run_dir: Path, dataset, config: TrainConfig, mconfig: ModelConfig, info) -> dict:
     """The fixed batch the sample grids show: first pairs of the dataset, z from a fixed seed."""
     if not info.is_main:
         return {}
@@ -144,7 +145,7 @@ def fixed_sample_batch(run_dir: Path, dataset, config: TrainConfig, mconfig: SPA
     batch = {
         "image": torch.stack([it["image"] for it in items]),
         "label": torch.stack([it["label"] for it in items]),
-        "z": torch.randn(count, mconfig.generator.z_dim, generator=torch.Generator().manual_seed(config.train.seed + 2)),
+        "z": random_latents(count, mconfig.z_dim, config.train.seed + 2),
     }
     if "instance" in items[0]:
         batch["instance"] = torch.stack([it["instance"] for it in items])

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from spadekit.layers.lookup import LabelMaps
 from spadekit.losses import feature_matching_loss, gan_loss, kl_divergence, perceptual_loss
 from spadekit.train.batching import StepLayout
 from spadekit.train.config import OptimConfig
@@ -26,7 +27,8 @@ class GeneratorStep(nn.Module):
     forward(semantic, image, noise) -> (fake, mu, logvar): with an encoder, z = mu + noise * std of
     E(image); with use_vae and no image, z = noise; without the VAE the map alone drives G.
     has_edge: with fast_path, whether the semantic map's last channel is the instance edge.
-    fast_path: run G through `spadekit.fast.semantic_forward` (lookup SPADE convs, same parameters).
+    fast_path: in training, give G the map as a `LabelMaps` (its convs over the one-hot map become
+    lookups; the same parameters and, within float rounding, the same outputs and gradients).
     """
 
     def __init__(self, generator: nn.Module, encoder: nn.Module | None, fast_path: bool = False, has_edge: bool = False):
@@ -42,9 +44,7 @@ class GeneratorStep(nn.Module):
             mu, logvar = self.encoder(image)
             z = noise * torch.exp(0.5 * logvar) + mu
         if self.fast_path and self.training:
-            from spadekit.fast import semantic_forward
-
-            return semantic_forward(self.generator, semantic, z, self.has_edge), mu, logvar
+            semantic = LabelMaps.from_semantic(semantic, self.has_edge)
         return self.generator(semantic, z), mu, logvar
 
 
