@@ -49,7 +49,7 @@ def write_tiny_dataset(root: Path, count: int = 6, size: int = 64, seed: int = 0
 
 def perceptual_overrides() -> list[str]:
     """Keep the perceptual loss on when the VGG16 cache exists, else turn it off."""
-    from spadekit.weights import cache_dir, VGG16_FILE
+    from spadekit.weights import VGG16_FILE, cache_dir
 
     return [] if (cache_dir() / VGG16_FILE).is_file() else ["train.lambda_vgg=0"]
 
