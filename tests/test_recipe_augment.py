@@ -5,7 +5,7 @@ import torch
 
 from spadekit import SpadekitError
 from spadekit.augment import POLICIES, AdaptiveProbability, augment, parse_policy
-from spadekit.data.semantic import one_hot
+from spadekit.semantic import one_hot
 
 
 def _square_pair(size=32, top=10, left=12, side=6, batch=1):

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from spadekit.data.semantic import one_hot
+from spadekit.semantic import one_hot
 from spadekit.layers.clade import CLADE
 
 

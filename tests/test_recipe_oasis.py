@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from spadekit.data.semantic import one_hot
+from spadekit.semantic import one_hot
 from spadekit.losses import class_balance_weights, labelmix_loss, oasis_fake_loss, oasis_real_loss
 from spadekit.models.oasis import (
     OASISDiscriminator, labelmix, labelmix_mask, oasis_widths, realness_logits, with_3d_noise,

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from spadekit import SpadekitError
-from spadekit.data.semantic import one_hot
+from spadekit.semantic import one_hot
 from spadekit.losses import feature_matching_loss, hinge_loss
 from spadekit.models.projected import ProjectedDiscriminator
 from spadekit.models.vgg import VGGFeatures
@@ -52,7 +52,8 @@ def test_vgg_stage_equals_the_pretrained_feature_extractor(pretrained):
 
 
 def test_gradients_reach_every_head_parameter_and_no_vgg_weight(pretrained):
-    before = {k: v.clone() for k, v in pretrained.vgg.state_dict(keep_vars=True).items()}
+    before = [w.clone() for w in pretrained.vgg.weights]
+    assert len(before) == 2 * 10  # conv weights and biases up to relu4_3
     pretrained.requires_grad_(True)  # what the trainer does after the G step: must not unfreeze VGG
     pretrained.zero_grad()
     semantic, image = _pair()
@@ -60,15 +61,24 @@ def test_gradients_reach_every_head_parameter_and_no_vgg_weight(pretrained):
     loss = hinge_loss(outputs, True) + feature_matching_loss(outputs, pretrained(*_pair()))
     loss.backward()
     trainable = dict(pretrained.named_parameters())
-    assert trainable and not any(name.startswith("vgg.") for name in trainable)
+    assert trainable and not any(name.startswith("vgg") for name in trainable)
+    assert not any(name.startswith("vgg") for name, _ in pretrained.named_buffers())
     for name, parameter in trainable.items():
         assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
-    vgg_tensors = [t for m in pretrained.vgg.modules() for t in m._buffers.values()]
-    assert len(vgg_tensors) == 2 * 10  # conv weights and biases up to relu4_3
-    assert all(not t.requires_grad and t.grad is None for t in vgg_tensors)
-    # an optimiser over the discriminator's parameters leaves VGG as it was
+    assert all(not w.requires_grad and w.grad is None for w in pretrained.vgg.weights)
+    # an optimiser over the discriminator's parameters leaves VGG as it was; weight initialisation,
+    # which walks the Conv2d modules, finds none in it
     torch.optim.Adam(pretrained.parameters(), lr=0.1).step()
-    assert all(torch.equal(t, before[k]) for k, t in pretrained.vgg.state_dict(keep_vars=True).items())
+    assert all(torch.equal(w, b) for w, b in zip(pretrained.vgg.weights, before))
+    assert not any(isinstance(m, torch.nn.Conv2d) for m in pretrained.vgg.modules())
+
+
+def test_moving_the_discriminator_moves_the_frozen_weights():
+    d = ProjectedDiscriminator(semantic_channels=2, layers=["relu1_2"], head_channels=4, pretrained=False)
+    d.to(torch.float64)
+    assert all(w.dtype == torch.float64 for w in d.vgg.weights)
+    semantic, image = _pair(channels=2)
+    assert d(semantic.double(), image.double())[0][-1].dtype == torch.float64
 
 
 def test_gradients_reach_the_image_through_frozen_vgg(pretrained):
@@ -93,7 +103,7 @@ def test_label_map_changes_the_logits(pretrained):
 
 def test_checkpoint_holds_the_heads_and_mixing_but_not_vgg(pretrained):
     state = pretrained.state_dict()
-    assert not any(k.startswith("vgg.") for k in state)
+    assert not any(k.startswith("vgg") for k in state)
     assert all(f"heads.{k}.mixing" in state for k in range(3))
     fresh = ProjectedDiscriminator(semantic_channels=4, head_channels=8)
     fresh.load_state_dict(state)

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from spadekit.layers.norms import maybe_spectral_norm
+from spadekit.layers.spectral_norm import maybe_spectral_norm
 
 
 class OASISResBlock(nn.Module):

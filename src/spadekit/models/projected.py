@@ -6,9 +6,9 @@ edges and objects apart. Each chosen VGG layer gets a small trainable head that 
 label map, resized to the layer's grid, through a projection (Miyato & Koyama 2018): the patch
 logit is psi(h) + sum_c m_c <v_c, h>, with h the head's features and m the label map.
 
-The VGG weights are frozen constants of the module (non-persistent buffers): the optimiser never
-sees them, `requires_grad_` cannot unfreeze them and checkpoints do not store them; they are
-loaded from the weight cache (`spadekit.weights`) whenever the discriminator is built.
+The VGG weights are constants of the module (`FrozenVGG16`): the optimiser never sees them,
+`requires_grad_` cannot unfreeze them and checkpoints do not store them; they are loaded from the
+weight cache (`spadekit.weights`) whenever the discriminator is built.
 """
 from __future__ import annotations
 
@@ -19,22 +19,49 @@ import torch.nn.functional as F
 from torch import nn
 
 from spadekit import SpadekitError
-from spadekit.layers.norms import maybe_spectral_norm
+from spadekit.layers.spectral_norm import maybe_spectral_norm
 from spadekit.models.vgg import IMAGENET_MEAN, IMAGENET_STD, VGG_OUTPUTS, VGGFeatures
 
 VGG16_WIDTHS = {"relu1_2": 64, "relu2_2": 128, "relu3_3": 256, "relu4_3": 512, "relu5_3": 512}
 DEFAULT_LAYERS = ("relu2_2", "relu3_3", "relu4_3")
 
 
-def freeze_as_constants(module: nn.Module) -> nn.Module:
-    """Turn every parameter of `module` into a non-persistent buffer (same tensor values, no grad)."""
-    for sub in module.modules():
-        for name, parameter in list(sub._parameters.items()):
-            if parameter is None:
-                continue
-            del sub._parameters[name]
-            sub.register_buffer(name, parameter.detach(), persistent=False)
-    return module
+class FrozenVGG16(nn.Module):
+    """The VGG16 `features` stack up to `last_index` (a torchvision index) as constant tensors.
+
+    The weights are neither parameters nor buffers, so no optimiser, `requires_grad_`, weight
+    initialisation, EMA, DDP buffer broadcast or checkpoint ever sees them; `.to()` and friends still
+    move them. forward(x already ImageNet-normalised) -> the outputs at `indices`.
+    """
+
+    def __init__(self, features: nn.Sequential, last_index: int):
+        super().__init__()
+        self.plan: list[str] = []
+        self.weights: list[torch.Tensor] = []
+        for layer in list(features)[: last_index + 1]:
+            if isinstance(layer, nn.Conv2d):
+                self.plan.append("conv")
+                self.weights += [layer.weight.detach().clone(), layer.bias.detach().clone()]
+            else:
+                self.plan.append("relu" if isinstance(layer, nn.ReLU) else "pool")
+
+    def _apply(self, fn, recurse=True):
+        self.weights = [fn(w) for w in self.weights]
+        return super()._apply(fn, recurse)
+
+    def forward(self, x: torch.Tensor, indices: Sequence[int]) -> list[torch.Tensor]:
+        wanted, outputs, weights = set(indices), [], iter(self.weights)
+        for index, kind in enumerate(self.plan):
+            if kind == "conv":
+                weight, bias = next(weights), next(weights)
+                x = F.conv2d(x, weight.to(x.dtype), bias.to(x.dtype), padding=1)
+            elif kind == "relu":
+                x = F.relu(x)
+            else:
+                x = F.max_pool2d(x, 2)
+            if index in wanted:
+                outputs.append(x)
+        return outputs
 
 
 class ProjectionHead(nn.Module):
@@ -102,8 +129,7 @@ class ProjectedDiscriminator(nn.Module):
         self.layer_names = sorted(layers, key=list(VGG16_WIDTHS).index)
         self._indices = [VGG_OUTPUTS["vgg16"][name] for name in self.layer_names]
         vgg = VGGFeatures("vgg16", weights=vgg_weights, random_init=not pretrained)
-        # keep only the layers up to the deepest one used
-        self.vgg = freeze_as_constants(nn.Sequential(*list(vgg.features)[: max(self._indices) + 1]))
+        self.vgg = FrozenVGG16(vgg.features, max(self._indices))  # only the layers up to the deepest one used
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
         self.heads = nn.ModuleList(
@@ -114,12 +140,7 @@ class ProjectedDiscriminator(nn.Module):
     def forward(self, semantic: torch.Tensor, image: torch.Tensor) -> list[list[torch.Tensor]]:
         x = ((image + 1) / 2 - self.mean.to(image.dtype)) / self.std.to(image.dtype)
         outputs = []
-        heads = iter(zip(self._indices, self.heads))
-        index, head = next(heads)
-        for i, layer in enumerate(self.vgg):
-            x = layer(x)
-            if i == index:
-                resized = F.interpolate(semantic.float(), size=x.shape[-2:], mode="area")
-                outputs.append(head(x, resized))
-                index, head = next(heads, (-1, None))
+        for features, head in zip(self.vgg(x, self._indices), self.heads):
+            resized = F.interpolate(semantic.float(), size=features.shape[-2:], mode="area")
+            outputs.append(head(features, resized))
         return outputs
