@@ -73,5 +73,5 @@ def test_wheel_installs_and_runs_demo_and_train_by_name(tmp_path):
           "train.perceptual_size=64", "log.num_samples=2", *perceptual_overrides(), "--out", "run"], work)
     # the landscapes preset's model (ngf 16 in the shipped YAML), loaded back by the installed package
     loaded = _run([python, "-c", "from spadekit.models import SPADEModel; "
-                   "print(SPADEModel.from_pretrained('run/final').config.generator.ngf)"], work)
+                   "print(SPADEModel.from_pretrained('run/final').config.ngf)"], work)
     assert loaded.split() == ["16"], loaded

@@ -296,8 +296,6 @@ def validate(config: TrainConfig, source: str = "config") -> None:
 
     if config.model.arch not in GENERATORS:
         fail("model.arch", f"must be one of {', '.join(sorted(GENERATORS))}, got {config.model.arch!r}")
-    if config.model.arch == "pix2pixhd" and config.model.use_vae:
-        fail("model.use_vae", "must be false with model.arch=pix2pixhd (the encoder-decoder baseline has no latent input)")
     for key in ("activation_checkpointing", "fast_path"):
         if getattr(t, key) and config.model.arch != "spade":
             fail(f"train.{key}", f"works with model.arch=spade only (got {config.model.arch!r}); turn it off")
