@@ -13,6 +13,7 @@ from spadekit.eval.segmentation import (
     iou_per_class,
     load_segmenter,
     mean_iou,
+    photometric_jitter,
     pixel_accuracy,
     segmentation_confusion,
     segmentation_scores,
@@ -109,6 +110,37 @@ def test_train_segmenter_learns_a_colour_rule():
     assert pixel_accuracy(conf) > 0.95
     with pytest.raises(SpadekitError, match="holds class 2"):
         train_segmenter(dataset, num_classes=2, steps=1, width=8, depth=1, progress=False)
+
+
+def test_photometric_jitter_changes_exposure_within_its_strength():
+    images = torch.rand(64, 3, 8, 8) * 1.6 - 0.8
+    assert torch.equal(photometric_jitter(images, 0.0, torch.Generator().manual_seed(0)), images)
+    out = photometric_jitter(images, 0.5, torch.Generator().manual_seed(0))
+    assert torch.equal(out, photometric_jitter(images, 0.5, torch.Generator().manual_seed(0)))  # seeded
+    assert out.shape == images.shape and out.min() >= -1 and out.max() <= 1
+    # mean brightness ratios spread out, but within exp(+-(s + s/4)) and the gamma of exp(+-s/2)
+    ratio = ((out + 1) / 2).mean(dim=(1, 2, 3)) / ((images + 1) / 2).mean(dim=(1, 2, 3))
+    assert ratio.std() > 0.1 and ratio.min() > 0.25 and ratio.max() < 3.5
+    # the picture stays the same picture: pixel order within each image is (nearly) kept
+    corr = [np.corrcoef(a.flatten(), b.flatten())[0, 1] for a, b in zip(images[:, 0], out[:, 0])]
+    assert min(corr) > 0.8
+
+
+def test_train_segmenter_with_jitter_still_learns_a_colour_rule():
+    def item(i):
+        image = -torch.ones(3, 16, 16) * 0.5
+        label = torch.zeros(16, 16, dtype=torch.long)
+        cols = slice(0, 8) if i % 2 else slice(8, 16)
+        image[0, :, cols] = 0.8
+        label[:, cols] = 1
+        return {"image": image, "label": label[None]}
+
+    dataset = [item(i) for i in range(8)]
+    model = train_segmenter(dataset, num_classes=2, steps=60, batch_size=4, lr=3e-3, width=8, depth=1, progress=False, color_jitter=0.5)
+    images = torch.stack([d["image"] for d in dataset])
+    darker = images * 0.5 - 0.5  # half the brightness
+    labels = torch.stack([d["label"][0] for d in dataset])
+    assert pixel_accuracy(segmentation_confusion(model, darker, labels, num_classes=2)) > 0.9
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::torch.jit.TracerWarning")

@@ -30,6 +30,8 @@ def register(subparsers) -> None:
     parser.add_argument("--depth", type=int, default=3, help="number of downsamplings")
     parser.add_argument("--size", type=int, default=None, help="training crop width (default: the dataset preset's); use the model's output width")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N training pairs")
+    parser.add_argument("--color-jitter", type=float, default=0.0,
+                        help="strength of random exposure / gamma / colour-balance changes of the training photos (0 = off; 0.7 = exposure x0.5..x2)")
     parser.add_argument("--eval-data", default=None, help="dataset root of the real photos that score the segmenter (default: --data's val split, else its train split)")
     parser.add_argument("--eval-limit", type=int, default=200, help="real photos used to score the trained segmenter")
     parser.add_argument("--seed", type=int, default=0)
@@ -45,6 +47,8 @@ def run(args) -> int:
     from spadekit.data.transforms import TransformConfig
     from spadekit.eval.segmentation import confusion_matrix, segmentation_scores, train_segmenter
 
+    if args.color_jitter < 0:
+        raise SpadekitError(f"--color-jitter must be 0 or more, got {args.color_jitter}")
     if args.steps < 1:
         raise SpadekitError(f"--steps must be at least 1, got {args.steps}")
     cls = dataset_class(args.dataset)
@@ -70,15 +74,17 @@ def run(args) -> int:
         seed=args.seed,
         device=args.device,
         input_size=transform.crop_size,
+        color_jitter=args.color_jitter,
     )
     out = Path(args.out)
     model.save_pretrained(out)
 
-    # Evaluate the segmenter itself on real photos (val when present), at the training resolution.
+    # Evaluate the segmenter itself on real photos (val when present), at the training width with
+    # each photo's own aspect ratio (squashing wide photos into the training frame would distort them).
     eval_root = Path(args.eval_data or args.data)
     split = "val" if "val" in cls.splits(eval_root) else "train"
-    fixed = TransformConfig(preprocess="fixed", crop_size=transform.crop_size, aspect_ratio=transform.aspect_ratio, flip=False)
-    held_out = build_dataset(args.dataset, eval_root, split, label_set=args.labels, transform=fixed, random=False, limit=args.eval_limit)
+    scaled = TransformConfig(preprocess="scale_width", load_size=transform.crop_size, crop_size=transform.crop_size, flip=False, size_multiple=1)
+    held_out = build_dataset(args.dataset, eval_root, split, label_set=args.labels, transform=scaled, random=False, limit=args.eval_limit)
     conf = 0
     with torch.no_grad():
         for item in tqdm(held_out, desc=f"score on {split}", unit="img"):

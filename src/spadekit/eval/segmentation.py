@@ -211,6 +211,25 @@ def _image_and_label(item) -> tuple[torch.Tensor, torch.Tensor]:
     return image, label
 
 
+def photometric_jitter(images: torch.Tensor, strength: float, generator: torch.Generator) -> torch.Tensor:
+    """Random exposure, gamma and colour balance per image ([B,3,H,W] in [-1,1] -> same), so the
+    segmenter reads a dark or a tinted photo by its content. strength s: brightness gain
+    exp(U(-s, s)), gamma exp(U(-s/2, s/2)), per-channel gain exp(U(-s/4, s/4)); 0 leaves images as they are."""
+    if strength <= 0:
+        return images
+    count = images.shape[0]
+
+    def uniform(*shape, half):
+        return (torch.rand(*shape, generator=generator) * 2 - 1) * half
+
+    brightness = torch.exp(uniform(count, 1, 1, 1, half=strength))
+    gamma = torch.exp(uniform(count, 1, 1, 1, half=strength / 2))
+    balance = torch.exp(uniform(count, 3, 1, 1, half=strength / 4))
+    unit = ((images + 1) / 2).clamp(0, 1)
+    out = unit.pow(gamma.to(images.device)) * (brightness * balance).to(images.device)
+    return out.clamp(0, 1) * 2 - 1
+
+
 def train_segmenter(
     dataset,
     num_classes: int,
@@ -225,13 +244,15 @@ def train_segmenter(
     device: str | torch.device = "cpu",
     progress: bool = True,
     input_size: int | None = None,
+    color_jitter: float = 0.0,
 ) -> SegmenterNet:
     """Train a SegmenterNet on real (image, label map) pairs with cross-entropy and Adam.
 
     dataset: indexable; item = {"image": [3,H,W] in [-1,1], "label": [H,W] or [1,H,W] channel
         indices} (or a tuple (image, label, ...)). ignore_index: label value left out of the loss
-        (the dontcare channel). Random horizontal flips augment. input_size: recorded in the config
-        (the training width, so predict() resizes other images to it). Returns the model in eval mode.
+        (the dontcare channel). Random horizontal flips augment, and `photometric_jitter` with
+        strength color_jitter when > 0. input_size: recorded in the config (the training width, so
+        predict() resizes other images to it). Returns the model in eval mode.
     """
     from tqdm import tqdm
 
@@ -252,6 +273,7 @@ def train_segmenter(
         labels = torch.stack([p[1] for p in pairs]).to(device)
         flip = torch.rand(len(indices), generator=generator) < 0.5
         images[flip], labels[flip] = images[flip].flip(-1), labels[flip].flip(-1)
+        images = photometric_jitter(images, color_jitter, generator)
         valid = labels if ignore_index is None else labels[labels != ignore_index]
         if valid.numel() and (valid.min() < 0 or valid.max() >= num_classes):
             raise SpadekitError(f"a label map holds class {int(valid.max())} but the segmenter has {num_classes} classes (0..{num_classes - 1})")
