@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from spadekit.cli import main
-from spadekit.data.labels import landscape_labels
+from spadekit.labels import landscape_labels
 from spadekit.eval.heldout import heldout_dir, load_heldout_annotations
 
 

@@ -73,7 +73,7 @@ def real_photo_segmenter() -> Path | None:
 
 def choose_segmenter(model_dir: Path, labels) -> Path | None:
     """The default segmenter: the real-photo one for models of the landscape label set, else the model folder's."""
-    from spadekit.data.labels import landscape_labels
+    from spadekit.labels import landscape_labels
 
     bundled = real_photo_segmenter()
     landscape = landscape_labels()

@@ -46,7 +46,7 @@ def load_heldout_annotations(folder: Path | None = None) -> list[dict]:
 def heldout_label_map(entry: dict) -> np.ndarray:
     """Raw-id label map [h, w] uint8 of one held-out photo: its polygons painted in order, later on
     top, in pixels of the photo; every pixel must be covered."""
-    from spadekit.data.labels import landscape_labels
+    from spadekit.labels import landscape_labels
 
     ids = {label.name: label.id for label in landscape_labels().labels}
     width, height = entry["size"]
@@ -64,7 +64,7 @@ def heldout_label_map(entry: dict) -> np.ndarray:
 
 def palette_yaml() -> str:
     """The landscape label set as a folder dataset's palette.yaml: [{name, id, color}]."""
-    from spadekit.data.labels import landscape_labels, rgb_to_hex
+    from spadekit.labels import landscape_labels, rgb_to_hex
 
     return "".join(f'- {{name: {l.name}, id: {l.id}, color: "{rgb_to_hex(l.color)}"}}\n' for l in landscape_labels().labels)
 
