@@ -63,10 +63,10 @@ class SPADEResBlock(nn.Module):
     def forward(self, x: torch.Tensor, semantic: torch.Tensor | LabelMaps) -> torch.Tensor:
         size = x.shape[-2:]
         hidden = self._shared_convs("input", semantic, size)
-        shortcut = self.conv_shortcut(self.norm_shortcut.modulate(x, hidden[1])) if self.learned_shortcut else x
-        dx = self.conv_0(self.norm_0.modulate(x, hidden[0], 0.2))
+        shortcut = self.conv_shortcut(self.norm_shortcut(x, semantic, shared=hidden[1])) if self.learned_shortcut else x
+        dx = self.conv_0(self.norm_0(x, semantic, 0.2, shared=hidden[0]))
         (hidden,) = self._shared_convs("middle", semantic, size)
-        dx = self.conv_1(self.norm_1.modulate(dx, hidden, 0.2))
+        dx = self.conv_1(self.norm_1(dx, semantic, 0.2, shared=hidden))
         return shortcut + dx
 
     def prepare_for_inference(self, num_labels: int, has_edge: bool) -> None:

@@ -31,8 +31,13 @@ class SPADE(nn.Module):
         self.beta = nn.Conv2d(hidden, channels, kernel_size, padding=padding)
         self.gamma_beta: nn.Conv2d | None = None
 
-    def forward(self, x: torch.Tensor, semantic: torch.Tensor | LabelMaps, slope: float | None = None) -> torch.Tensor:
-        return self.modulate(x, self.shared_conv(semantic, x.shape[-2:]), slope)
+    def forward(self, x: torch.Tensor, semantic: torch.Tensor | LabelMaps, slope: float | None = None,
+                shared: torch.Tensor | None = None) -> torch.Tensor:
+        """shared: the shared conv's output at x's size, when the caller has it (a block computes it in one
+        lookup for the SPADE layers that read the same map); else computed here from `semantic`."""
+        if shared is None:
+            shared = self.shared_conv(semantic, x.shape[-2:])
+        return self.modulate(x, shared, slope)
 
     def shared_conv(self, semantic: torch.Tensor | LabelMaps, size) -> torch.Tensor:
         """The shared conv (before its ReLU) over the semantic map at size (h, w)."""
