@@ -32,7 +32,8 @@ def register(subparsers) -> None:
     parser.add_argument("--limit", type=int, default=None, help="use only the first N training pairs")
     parser.add_argument("--color-jitter", type=float, default=0.0,
                         help="strength of random exposure / gamma / colour-balance changes of the training photos (0 = off; 0.7 = exposure x0.5..x2)")
-    parser.add_argument("--eval-data", default=None, help="dataset root of the real photos that score the segmenter (default: --data's val split, else its train split)")
+    parser.add_argument("--eval-data", default=None,
+                        help="dataset root of the real photos that score the segmenter (default: --data's val split, else its train split)")
     parser.add_argument("--eval-limit", type=int, default=200, help="real photos used to score the trained segmenter")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
@@ -93,5 +94,6 @@ def run(args) -> int:
     scores = segmentation_scores(conf, labels.names)
     metrics = {"data": str(eval_root), "split": split, "num_images": len(held_out), "steps": args.steps, **scores}
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
-    print(f"segmenter saved to {out}; on real {split} photos ({len(held_out)}): mIoU {100 * scores['miou']:.1f}, pixel accuracy {100 * scores['pixel_accuracy']:.1f}")
+    print(f"segmenter saved to {out}; on real {split} photos ({len(held_out)}): "
+          f"mIoU {100 * scores['miou']:.1f}, pixel accuracy {100 * scores['pixel_accuracy']:.1f}")
     return 0
