@@ -133,7 +133,7 @@ def run(args) -> int:
     dataset = eval_dataset(args.dataset, args.data, args.split, first.size, first.labels, args.limit)
     crops = args.crops if args.crops is not None else (16 if use_crops(dataset, first.size) else 0)
     common = dict(segmenter=segmenter, segmenter_name=str(segmenter_path) if segmenter_path else None, seed=args.seed,
-                  inception=_inception(args), kid_subsets=args.kid_subsets, batch_size=args.batch_size,
+                  inception=_inception(args), kid_subsets=args.kid_subsets, kid_subset_size=args.kid_subset_size, batch_size=args.batch_size,
                   reference_cache=False if args.no_reference_cache else args.reference_cache)
 
     if crops > 0:
@@ -143,7 +143,7 @@ def run(args) -> int:
             pipes, dataset, crops_per_photo=crops, scales=scales,
             num_seeds=DEFAULT_NUM_SEEDS if args.num_seeds is None else args.num_seeds,
             diversity_crops=args.diversity_maps, reconstruction=args.reconstruction,
-            kid_subset_size_requested=args.kid_subset_size, samples=6 if args.samples is None else args.samples, **common,
+            samples=6 if args.samples is None else args.samples, **common,
         )
         text = photos_summary(report)
     else:
@@ -153,7 +153,7 @@ def run(args) -> int:
         for name, pipe in pipes.items():
             one, sheet = evaluate(
                 pipe, dataset, num_seeds=1 if args.num_seeds is None else args.num_seeds, diversity_maps=args.diversity_maps,
-                kid_subset_size=args.kid_subset_size, samples=4 if args.samples is None else args.samples, **common,
+                samples=4 if args.samples is None else args.samples, **common,
             )
             one["model"] = name
             reports.append(one)

@@ -32,7 +32,7 @@ from spadekit.eval.fid import (
     InceptionFeatures,
     fid_from_features,
     kernel_inception_distance,
-    kid_subset_size,
+    kid_subset_size as used_kid_subset_size,
     load_cached_features,
     reference_key,
     save_cached_features,
@@ -148,7 +148,7 @@ def evaluate_photos(
     seed: int = 0,
     inception: InceptionFeatures | None = None,
     kid_subsets: int = 100,
-    kid_subset_size_requested: int = 1000,
+    kid_subset_size: int = 1000,
     batch_size: int = 8,
     reference_cache: str | Path | None | bool = None,
     samples: int = 6,
@@ -220,13 +220,13 @@ def evaluate_photos(
             fakes.append(_generate(pipe, crops.channels[start:stop], [seed + i * num_seeds for i in range(start, stop)]))
         fakes = np.concatenate(fakes)
         fake_features = inception(list(fakes), progress=progress)
-        kid_mean, kid_std = kernel_inception_distance(real_features, fake_features, kid_subsets, kid_subset_size_requested, seed)
+        kid_mean, kid_std = kernel_inception_distance(real_features, fake_features, kid_subsets, kid_subset_size, seed)
         sharpness = float(mean_abs_laplacian(fakes).mean())
         result = {
             "model": name,
             "fid": fid_from_features(real_features, fake_features),
             "kid": {"mean": kid_mean, "std": kid_std, "subsets": kid_subsets,
-                    "subset_size": kid_subset_size(kid_subset_size_requested, len(real_features), len(fake_features))},
+                    "subset_size": used_kid_subset_size(kid_subset_size, len(real_features), len(fake_features))},
             "segmentation": None,
             "diversity": None,
             "reconstruction": None,
@@ -317,6 +317,9 @@ def _grid(crops: CropSet, indices: list[int], shown: dict, labels) -> Image.Imag
         tiles += [Image.fromarray(shown[n][1][row]) for n in has_rebuilt]
         rows.append(tiles)
         crop = crops.crops[i]
-        titles.append(f"{crop.name} {crop.width}x{crop.height}: label | real | " + " | ".join(names)
-                      + "".join(f" | {n} (photo as style)" for n in has_rebuilt))
+        title = f"{crop.name}, {crop.width}x{crop.height} px"
+        if row == 0:  # the column legend, once
+            short = {n: "/".join(Path(n).parts[-2:]) for n in names}  # runs/a/final and runs/b/final stay apart
+            title += ":  label | real | " + " | ".join(short.values()) + "".join(f" | {short[n]} with the photo as style" for n in has_rebuilt)
+        titles.append(title)
     return contact_sheet(rows, tile=min(192, crops.images.shape[1]), titles=titles)
