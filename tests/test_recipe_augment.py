@@ -64,6 +64,22 @@ def test_translation_by_a_known_shift_against_slicing():
         assert torch.equal(out_image[b], expected[:3]) and torch.equal(out_semantic[b], expected[3:])
 
 
+def test_a_list_of_images_gets_the_same_transforms():
+    real = torch.rand(4, 3, 16, 16) * 2 - 1
+    fake = torch.rand(4, 3, 16, 16) * 2 - 1
+    semantic = one_hot(torch.randint(0, 3, (4, 1, 16, 16)), 3)
+    policy = "translation,cutout,color"
+    (out_real, out_fake), out_semantic = augment([real, fake], semantic, policy, p=1.0, generator=torch.Generator().manual_seed(9))
+    alone_real, alone_semantic = augment(real, semantic, policy, p=1.0, generator=torch.Generator().manual_seed(9))
+    alone_fake, _ = augment(fake, semantic, policy, p=1.0, generator=torch.Generator().manual_seed(9))
+    assert torch.allclose(out_real, alone_real) and torch.allclose(out_fake, alone_fake)
+    assert torch.equal(out_semantic, alone_semantic)
+    # colour runs first, so the pixels translation and cutout empty are exactly 0 in both, and of no class
+    empty = out_semantic.sum(1) == 0
+    assert empty.any()
+    assert torch.all(out_real.permute(1, 0, 2, 3)[:, empty] == 0) and torch.all(out_fake.permute(1, 0, 2, 3)[:, empty] == 0)
+
+
 def test_cutout_cuts_the_same_square_from_image_and_map():
     image = torch.rand(6, 3, 32, 32) + 0.5  # never 0 before the cut
     semantic = one_hot(torch.randint(0, 3, (6, 1, 32, 32)), 3)

@@ -20,6 +20,8 @@ UPSAMPLING_LAYERS = {"normal": 5, "more": 6, "most": 7}
 DATA_FIELDS = ("labels", "use_instance", "crop_size", "aspect_ratio")
 # Fields only one generator reads; left out of other models' config.json.
 ARCH_FIELDS = {"num_downsample": "pix2pixhd", "num_res_blocks": "pix2pixhd"}
+# Fields only one discriminator reads; left out of other models' config.json.
+D_ARCH_FIELDS = {"d_vgg_layers": "projected", "d_channel_mixing": "projected"}
 
 
 @dataclass
@@ -31,18 +33,28 @@ class ModelConfig:
         semantic map's channels. use_instance: add the instance-edge channel.
       crop_size: output width; aspect_ratio: width / height (output height = crop_size / aspect_ratio).
     Generator:
-      arch: spade, or a baseline generator by name: pix2pixhd (encoder-decoder with instance norm;
-        num_downsample / num_res_blocks), concat (segmap concatenated at every layer); see models/registry.py.
+      arch: spade; clade (class-adaptive normalisation: per-class scale/bias tables instead of SPADE's
+        convs, models/clade.py); or a baseline generator by name: pix2pixhd (encoder-decoder with
+        instance norm; num_downsample / num_res_blocks), concat (segmap concatenated at every layer);
+        see models/registry.py.
       ngf: base width; the generator runs at 16*ngf at the latent grid and ngf at full resolution.
       num_upsampling_layers: normal (5), more (6) or most (7) doublings from the latent grid.
       norm: parameter-free norm in SPADE (batch, syncbatch, instance). spade_hidden / spade_kernel: the
         shared SPADE conv's width (128 in the paper) and kernel. use_vae: start from a latent z (random
         or from the image encoder) instead of the downsampled map; z_dim its size.
+      noise_3d: OASIS's 3D noise, an alternative to the VAE encoder (use_vae false; arch spade): a z of
+        this size, broadcast to every pixel, joins the semantic map as extra generator input channels
+        (0 = off). z_dim is then not used.
       spectral_norm: on the convolutions of the generator's blocks, the encoder and the discriminator.
     Image encoder (with use_vae): encoder_ndf width; encoder_size: the square side it resizes images to
       (None: 256, or crop_size when smaller); encoder_layers stride-2 convs (None: as many as leave a 4x4
       grid, at most 6: the paper's encoder at 256x256); encoder_norm.
-    Discriminator: d_ndf / d_num_scales / d_num_layers / d_norm of the multi-scale PatchGAN.
+    Discriminator: d_arch picks it (models/registry.py):
+      multiscale: the multi-scale PatchGAN over semantic map + image; d_ndf / d_num_scales / d_num_layers / d_norm.
+      oasis: OASIS's U-Net segmentation discriminator over the image (N+1 classes per pixel; the OASIS
+        losses go with it); d_ndf its first width, d_num_layers its down blocks.
+      projected: heads on frozen ImageNet VGG16 features (models/projected.py); d_vgg_layers the
+        comma-separated layers, d_ndf the heads' width, d_channel_mixing Projected GAN's fixed random mixing.
     extra: free-form notes kept with the model (e.g. where it was imported from).
     """
 
@@ -68,6 +80,10 @@ class ModelConfig:
     d_num_scales: int = 2
     d_num_layers: int = 4
     d_norm: str = "instance"
+    d_arch: str = "multiscale"
+    d_vgg_layers: str = "relu2_2,relu3_3,relu4_3"
+    d_channel_mixing: bool = True
+    noise_3d: int = 0
     spectral_norm: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -92,6 +108,12 @@ class ModelConfig:
             )
         if self.arch == "pix2pixhd" and self.use_vae:
             raise ValueError("the pix2pixhd baseline has no latent input (use_vae must be false)")
+        if self.noise_3d < 0:
+            raise ValueError(f"noise_3d is the size of the 3D noise (0 = off), got {self.noise_3d}")
+        if self.noise_3d and self.use_vae:
+            raise ValueError("noise_3d is an alternative to the VAE encoder: set use_vae false (or noise_3d 0)")
+        if self.noise_3d and self.arch != "spade":
+            raise ValueError(f"noise_3d works with arch spade only, got arch {self.arch!r}")
         if self.use_vae and self.encoder_input_size % 2 ** self.encoder_num_layers:
             raise ValueError(
                 f"encoder_layers {self.encoder_num_layers}: the encoder's {self.encoder_input_size}x{self.encoder_input_size} "
@@ -114,6 +136,16 @@ class ModelConfig:
     def semantic_channels(self) -> int:
         """Channels of the semantic map the networks read: label channels + the instance edge."""
         return self.label_channels + int(self.use_instance)
+
+    @property
+    def generator_input_channels(self) -> int:
+        """Channels the generator's semantic input has: the semantic map + the 3D noise."""
+        return self.semantic_channels + self.noise_3d
+
+    @property
+    def latent_dim(self) -> int:
+        """Size of the z the generator takes: z_dim with use_vae, noise_3d with 3D noise, else 0 (none)."""
+        return self.z_dim if self.use_vae else self.noise_3d
 
     @property
     def discriminator_input_channels(self) -> int:
@@ -151,10 +183,13 @@ class ModelConfig:
 
     # ---- config.json -------------------------------------------------------------------------------
     def to_dict(self) -> dict:
-        """The fields as a JSON-able dict (fields of other generators' arch left out)."""
+        """The fields as a JSON-able dict (fields of other generators' and discriminators' arch left out)."""
         data = dataclasses.asdict(self)
         for name, arch in ARCH_FIELDS.items():
             if self.arch != arch:
+                del data[name]
+        for name, arch in D_ARCH_FIELDS.items():
+            if self.d_arch != arch:
                 del data[name]
         return data
 

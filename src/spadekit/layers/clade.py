@@ -10,7 +10,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from spadekit.layers.lookup import LabelMaps
 from spadekit.layers.norms import param_free_norm
+from spadekit.layers.spectral_norm import maybe_spectral_norm
 
 
 class CLADE(nn.Module):
@@ -20,9 +22,10 @@ class CLADE(nn.Module):
     instance edge when the one-hot map carries one). norm: parameter-free norm name (batch,
     syncbatch, instance). The tables start at gamma = 1, beta = 0: plain normalisation.
 
-    forward(x, semantic): semantic is either a float map [B,N,h,w] (one-hot, or soft: each pixel's
-    gamma and beta are then the map-weighted sums of rows) or an integer label-index map [B,1,h,w]
-    or [B,h,w] of rows (a lookup; the same result as its one-hot map). It is resized to x's size
+    forward(x, semantic): semantic is a float map [B,N,h,w] (one-hot, or soft: each pixel's gamma
+    and beta are then the map-weighted sums of rows), an integer label-index map [B,1,h,w] or
+    [B,h,w] of rows, or a `LabelMaps` (label indices, + the edge channel as the last row). Index
+    maps are a lookup with the same result as their one-hot map. The map is resized to x's size
     with nearest neighbours.
     """
 
@@ -32,16 +35,26 @@ class CLADE(nn.Module):
         self.gamma = nn.Parameter(torch.ones(semantic_channels, channels))
         self.beta = nn.Parameter(torch.zeros(semantic_channels, channels))
 
-    def modulation(self, semantic: torch.Tensor, size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
-        """(gamma, beta) maps [B, channels, *size] for a float or label-index semantic map."""
+    def modulation(self, semantic: torch.Tensor | LabelMaps, size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(gamma, beta) maps [B, channels, *size] for a float, label-index or `LabelMaps` semantic map."""
+        if isinstance(semantic, LabelMaps):
+            if semantic.channels != self.gamma.shape[0]:
+                raise ValueError(f"CLADE has {self.gamma.shape[0]} class rows but the label map stands for {semantic.channels} channels")
+            label, edge = semantic.at(size)
+            n = semantic.num_labels
+            gamma, beta = (F.embedding(label[:, 0], t[:n]).permute(0, 3, 1, 2) for t in (self.gamma, self.beta))
+            if edge is not None:
+                gamma = gamma + edge.to(gamma.dtype) * self.gamma[n:].view(1, -1, 1, 1)
+                beta = beta + edge.to(beta.dtype) * self.beta[n:].view(1, -1, 1, 1)
+            return gamma, beta
         if semantic.is_floating_point():
             if semantic.shape[1] != self.gamma.shape[0]:
                 raise ValueError(f"CLADE has {self.gamma.shape[0]} class rows but the semantic map has {semantic.shape[1]} channels")
             if semantic.shape[-2:] != size:
                 semantic = F.interpolate(semantic, size=size, mode="nearest")
-            gamma = torch.einsum("bnhw,nc->bchw", semantic, self.gamma.to(semantic.dtype))
-            beta = torch.einsum("bnhw,nc->bchw", semantic, self.beta.to(semantic.dtype))
-            return gamma, beta
+            # the map-weighted sum of rows is a 1x1 conv with the tables as weights
+            tables = torch.cat([self.gamma, self.beta], dim=1).t()[:, :, None, None].to(semantic.dtype)
+            return F.conv2d(semantic, tables).chunk(2, dim=1)
         index = semantic if semantic.dim() == 3 else semantic[:, 0]
         if index.shape[-2:] != size:
             # nearest resize of integer maps: pick the source pixel as F.interpolate(mode="nearest") does
@@ -54,3 +67,30 @@ class CLADE(nn.Module):
     def forward(self, x: torch.Tensor, semantic: torch.Tensor) -> torch.Tensor:
         gamma, beta = self.modulation(semantic, tuple(x.shape[-2:]))
         return self.norm(x) * gamma.to(x.dtype) + beta.to(x.dtype)
+
+
+class CLADEResBlock(nn.Module):
+    """The SPADE residual block with CLADE layers: CLADE -> LeakyReLU -> conv3x3 (in -> mid) -> CLADE ->
+    LeakyReLU -> conv3x3 (mid -> out), plus a shortcut (CLADE -> 1x1 conv, no bias, when in != out).
+
+    mid = min(in, out); spectral norm on the block's convolutions; the same attribute names as
+    `SPADEResBlock`. forward(x, semantic): semantic as `CLADE` takes it.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, semantic_channels: int, norm: str = "batch", spectral_norm: bool = True):
+        super().__init__()
+        mid = min(in_channels, out_channels)
+        self.learned_shortcut = in_channels != out_channels
+        self.norm_0 = CLADE(in_channels, semantic_channels, norm)
+        self.conv_0 = maybe_spectral_norm(nn.Conv2d(in_channels, mid, 3, padding=1), spectral_norm)
+        self.norm_1 = CLADE(mid, semantic_channels, norm)
+        self.conv_1 = maybe_spectral_norm(nn.Conv2d(mid, out_channels, 3, padding=1), spectral_norm)
+        if self.learned_shortcut:
+            self.norm_shortcut = CLADE(in_channels, semantic_channels, norm)
+            self.conv_shortcut = maybe_spectral_norm(nn.Conv2d(in_channels, out_channels, 1, bias=False), spectral_norm)
+
+    def forward(self, x: torch.Tensor, semantic) -> torch.Tensor:
+        shortcut = self.conv_shortcut(self.norm_shortcut(x, semantic)) if self.learned_shortcut else x
+        dx = self.conv_0(F.leaky_relu(self.norm_0(x, semantic), 0.2))
+        dx = self.conv_1(F.leaky_relu(self.norm_1(dx, semantic), 0.2))
+        return shortcut + dx

@@ -12,6 +12,7 @@ from spadekit.config import UPSAMPLING_LAYERS, ModelConfig
 from spadekit.layers.blocks import SPADEResBlock
 from spadekit.layers.lookup import LabelConvTable, LabelMaps, label_conv
 from spadekit.layers.spectral_norm import spectral_norm_hooks
+from spadekit.models.oasis import with_3d_noise
 
 
 def random_latents(count: int, z_dim: int, seed: int | None = None, device: str | torch.device | None = None) -> torch.Tensor:
@@ -90,7 +91,9 @@ class SPADEGenerator(nn.Module):
     layer's shared conv) is a table lookup, computed once per resolution: the same numbers within
     float rounding, much less work, differentiable (the trainer's fast path).
     With use_vae, z (random when None) is mapped by a linear layer to the latent grid; otherwise the
-    semantic map, nearest-resized to the latent grid, goes through a 3x3 conv.
+    semantic map, nearest-resized to the latent grid, goes through a 3x3 conv. With noise_3d, z
+    (random when None) is OASIS's 3D noise: broadcast to every pixel and appended to the semantic
+    map that the input conv and every SPADE layer read (a dense map then: noise is not one-hot).
     activation_checkpointing (attribute, not saved): in training, recompute each block's activations
     in backward instead of keeping them (less memory, about one more forward of time).
     """
@@ -106,7 +109,7 @@ class SPADEGenerator(nn.Module):
         if c.use_vae:
             self.input = nn.Linear(c.z_dim, top * sh * sw)
         else:
-            self.input = nn.Conv2d(c.semantic_channels, top, 3, padding=1)
+            self.input = nn.Conv2d(c.generator_input_channels, top, 3, padding=1)
         self.blocks = nn.ModuleDict()
         self.upsample_before: dict[str, bool] = {}
         for name, fin, fout, up in generator_block_plan(c.num_upsampling_layers):
@@ -118,10 +121,16 @@ class SPADEGenerator(nn.Module):
 
     @staticmethod
     def make_block(in_channels: int, out_channels: int, c: ModelConfig) -> nn.Module:
-        return SPADEResBlock(in_channels, out_channels, c.semantic_channels, c.spade_hidden, c.spade_kernel, c.norm, c.spectral_norm)
+        return SPADEResBlock(in_channels, out_channels, c.generator_input_channels, c.spade_hidden, c.spade_kernel, c.norm, c.spectral_norm)
 
     def forward(self, semantic: torch.Tensor | LabelMaps, z: torch.Tensor | None = None) -> torch.Tensor:
         sh, sw = self.latent_size
+        if self.config.noise_3d:
+            if isinstance(semantic, LabelMaps):
+                semantic = semantic.dense()
+            if z is None:
+                z = random_latents(semantic.shape[0], self.config.noise_3d, device=semantic.device)
+            semantic = with_3d_noise(semantic, z)
         labels = isinstance(semantic, LabelMaps)
         if self.config.use_vae:
             if z is None:
@@ -146,6 +155,8 @@ class SPADEGenerator(nn.Module):
         """In place, on an inference copy (`spadekit.models.optimize_for_inference`): lookup tables
         precomputed from the current weights, gamma/beta of every SPADE layer fused."""
         num_labels, has_edge = self.config.label_channels, self.config.use_instance
+        if self.config.noise_3d:  # the generator reads a dense map (labels + noise): no lookups to prepare
+            return
         if not self.config.use_vae:
             self.input_table = LabelConvTable([self.input], num_labels, has_edge)
         for block in self.blocks.values():

@@ -80,6 +80,11 @@ class OASISDiscriminator(nn.Module):
         self.up = nn.ModuleList(up)
         self.to_logits = nn.Conv2d(widths[0], num_classes + 1, 1)
 
+    @classmethod
+    def from_config(cls, config) -> "OASISDiscriminator":
+        """From a `ModelConfig`: its label channels as the classes, d_ndf, d_num_layers down blocks."""
+        return cls(config.label_channels, config.d_ndf, config.d_num_layers, config.spectral_norm)
+
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         factor = 2 ** self.num_blocks
         if image.shape[-1] % factor or image.shape[-2] % factor:

@@ -124,7 +124,7 @@ class ProjectedDiscriminator(nn.Module):
         unknown = [name for name in layers if name not in VGG16_WIDTHS]
         if unknown or not layers:
             raise SpadekitError(
-                f"projected discriminator: unknown VGG16 layer(s) {unknown or layers!r}; choose from {', '.join(VGG16_WIDTHS)}"
+                f"projected discriminator (d_vgg_layers): unknown VGG16 layer(s) {unknown or layers!r}; choose from {', '.join(VGG16_WIDTHS)}"
             )
         self.layer_names = sorted(layers, key=list(VGG16_WIDTHS).index)
         self._indices = [VGG_OUTPUTS["vgg16"][name] for name in self.layer_names]
@@ -136,6 +136,12 @@ class ProjectedDiscriminator(nn.Module):
             ProjectionHead(VGG16_WIDTHS[name], semantic_channels, head_channels, channel_mixing, spectral_norm)
             for name in self.layer_names
         )
+
+    @classmethod
+    def from_config(cls, config) -> "ProjectedDiscriminator":
+        """From a `ModelConfig`: its semantic channels, d_vgg_layers, d_ndf as the heads' width, d_channel_mixing."""
+        layers = [name.strip() for name in config.d_vgg_layers.split(",") if name.strip()]
+        return cls(config.semantic_channels, layers, config.d_ndf, config.d_channel_mixing, config.spectral_norm)
 
     def forward(self, semantic: torch.Tensor, image: torch.Tensor) -> list[list[torch.Tensor]]:
         x = ((image + 1) / 2 - self.mean.to(image.dtype)) / self.std.to(image.dtype)

@@ -14,9 +14,8 @@ from spadekit import SpadekitError
 from spadekit.config import ModelConfig
 from spadekit.fileio import atomic_write
 from spadekit.layers.lookup import LabelMaps
-from spadekit.models.discriminator import MultiscaleDiscriminator
 from spadekit.models.encoder import ImageEncoder, reparameterize
-from spadekit.models.registry import generator_class
+from spadekit.models.registry import discriminator_builder, generator_class
 from spadekit.semantic import instance_edges, semantic_map
 
 CONFIG_NAME = "config.json"
@@ -39,7 +38,7 @@ class SPADEModel(nn.Module):
             raise SpadekitError(f"model config: {error}") from None
         self.generator = generator_class(config.arch)(config)
         self.encoder = ImageEncoder(config) if (config.use_vae if with_encoder is None else with_encoder) else None
-        self.discriminator = MultiscaleDiscriminator(config) if with_discriminator else None
+        self.discriminator = discriminator_builder(config.d_arch)(config) if with_discriminator else None
 
     @property
     def use_instance(self) -> bool:

@@ -121,11 +121,11 @@ def step_inputs(micro_batches: list[dict], model, noise: torch.Generator, layout
                 info: dist_utils.DistInfo) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
     """(semantic map, real photo, z) per micro-batch on this process's device.
 
-    The VAE noise of the whole global batch is drawn every step whatever the layout, and each
+    The noise (VAE or 3D) of the whole global batch is drawn every step whatever the layout, and each
     process takes its rows, so z does not depend on the number of processes or micro-batches.
     """
     gconfig = model.config
-    step_noise = torch.randn(layout.global_batch, gconfig.z_dim, generator=noise) if gconfig.use_vae else None
+    step_noise = torch.randn(layout.global_batch, gconfig.latent_dim, generator=noise) if gconfig.latent_dim else None
     inputs = []
     for m, batch in enumerate(micro_batches):
         real = batch["image"].to(info.device, non_blocking=True)

@@ -113,14 +113,14 @@ def sample_grid(columns: list[np.ndarray]) -> np.ndarray:
 
 def render_samples(net, model, samples: dict, device: torch.device, precision: str) -> np.ndarray:
     """The sample grid of the fixed batch, drawn by `net` (a GeneratorStep, the EMA one when there is one)."""
-    use_vae = model.config.use_vae
+    takes_z = bool(model.config.latent_dim)  # VAE or 3D noise
     was_training = net.training
     net.eval()
     with torch.no_grad(), autocast(device, precision):
         instance = samples.get("instance")
         semantic = model.semantic(samples["label"].to(device), instance.to(device) if instance is not None else None)
         columns = [samples["colors"], to_uint8(samples["image"])]
-        columns.append(to_uint8(net.generator(semantic, samples["z"].to(device) if use_vae else None)))
+        columns.append(to_uint8(net.generator(semantic, samples["z"].to(device) if takes_z else None)))
         if net.encoder is not None:  # style from the photo itself (reconstruction)
             mu, _ = net.encoder(samples["image"].to(device))
             columns.append(to_uint8(net.generator(semantic, mu)))
@@ -145,7 +145,7 @@ def fixed_sample_batch(run_dir: Path, dataset, config: TrainConfig, mconfig: Mod
     batch = {
         "image": torch.stack([it["image"] for it in items]),
         "label": torch.stack([it["label"] for it in items]),
-        "z": random_latents(count, mconfig.z_dim, config.train.seed + 2),
+        "z": random_latents(count, mconfig.latent_dim or mconfig.z_dim, config.train.seed + 2),
     }
     if "instance" in items[0]:
         batch["instance"] = torch.stack([it["instance"] for it in items])

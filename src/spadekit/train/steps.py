@@ -12,8 +12,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from spadekit.augment import DiscriminatorAugment
 from spadekit.layers.lookup import LabelMaps
-from spadekit.losses import feature_matching_loss, gan_loss, kl_divergence, perceptual_loss
+from spadekit.losses import (
+    feature_matching_loss, gan_loss, kl_divergence, labelmix_loss, oasis_fake_loss, oasis_real_loss, perceptual_loss,
+)
+from spadekit.models.oasis import OASISDiscriminator, labelmix, labelmix_mask, realness_logits
 from spadekit.train.batching import StepLayout
 from spadekit.train.config import OptimConfig
 
@@ -61,15 +65,24 @@ def _sync_last(wrapped: nn.Module, module: nn.Module, last: bool):
     return contextlib.nullcontext() if last or wrapped is module else wrapped.no_sync()
 
 
+def _seen(augmenter: DiscriminatorAugment | None, images: list[torch.Tensor], semantic: torch.Tensor):
+    """What the discriminator sees: the images, augmented alike, and their semantic map."""
+    return (images, semantic) if augmenter is None else augmenter(images, semantic)
+
+
 def generator_step(
     g_ddp: nn.Module, g_step: GeneratorStep, discriminator: nn.Module, vgg: nn.Module | None,
     inputs: list[MicroBatch], optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
-    t: OptimConfig, layout: StepLayout, device: torch.device,
+    t: OptimConfig, layout: StepLayout, device: torch.device, augmenter: DiscriminatorAugment | None = None,
 ) -> tuple[list[torch.Tensor], dict[str, torch.Tensor]]:
     """One G update: GAN + feature matching + perceptual + KL losses, D frozen.
 
+    The discriminator sees fake and real through `augmenter` (the same transforms for both, so
+    feature matching compares aligned pixels). With the OASIS discriminator the GAN loss is its
+    class-balanced cross-entropy towards each fake pixel's class, and there is no feature matching.
     Returns the detached fakes (the D step reuses them) and the step's losses (means over micro-batches).
     """
+    oasis = isinstance(discriminator, OASISDiscriminator)
     losses: dict[str, torch.Tensor] = {}
     fakes = []
     optimizer.zero_grad(set_to_none=True)
@@ -78,14 +91,21 @@ def generator_step(
         with _sync_last(g_ddp, g_step, m == len(inputs) - 1):
             with autocast(device, t.precision, cache=not t.activation_checkpointing):
                 fake, mu, logvar = g_ddp(semantic, real if g_step.encoder is not None else None, z)
-                pred_fake = discriminator(semantic, fake)
-                with torch.no_grad():
-                    pred_real = discriminator(semantic, real)
+                (fake_seen, real_seen), semantic_seen = _seen(augmenter, [fake, real], semantic)
+                if oasis:
+                    logits_fake = discriminator(fake_seen)
+                else:
+                    pred_fake = discriminator(semantic_seen, fake_seen)
+                    with torch.no_grad():
+                        pred_real = discriminator(semantic_seen, real_seen)
             fake = fake.float()
-            pred_fake = [[f.float() for f in scale] for scale in pred_fake]
-            pred_real = [[f.float() for f in scale] for scale in pred_real]
-            parts = {"G_gan": gan_loss(t.gan_mode, pred_fake, True, for_discriminator=False)}
-            if t.lambda_feat > 0:
+            if oasis:
+                parts = {"G_gan": oasis_real_loss(logits_fake.float(), semantic_seen[:, : discriminator.num_classes])}
+            else:
+                pred_fake = [[f.float() for f in scale] for scale in pred_fake]
+                pred_real = [[f.float() for f in scale] for scale in pred_real]
+                parts = {"G_gan": gan_loss(t.gan_mode, pred_fake, True, for_discriminator=False)}
+            if t.lambda_feat > 0 and not oasis:
                 parts["G_feat"] = feature_matching_loss(pred_fake, pred_real, t.lambda_feat)
             if vgg is not None:
                 parts["G_vgg"] = _perceptual(vgg, fake, real, t, device)
@@ -108,11 +128,17 @@ def generator_step(
 def discriminator_step(
     d_ddp: nn.Module, discriminator: nn.Module, g_step: GeneratorStep, inputs: list[MicroBatch],
     fakes: list[torch.Tensor], optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
-    t: OptimConfig, layout: StepLayout, device: torch.device,
+    t: OptimConfig, layout: StepLayout, device: torch.device, augmenter: DiscriminatorAugment | None = None,
 ) -> dict[str, torch.Tensor]:
     """One D update: real vs (detached) fake in one batch; without the G step's fakes, G makes new ones.
 
+    Both go through `augmenter` (the same transforms for the pair). With the OASIS discriminator: its
+    N+1-class losses, and with t.labelmix > 0 LabelMix (a third image, real on a random half of the
+    classes and fake elsewhere, whose logits must be the same mix of the other two's). With ADA on,
+    the losses also hold D_real_sign, mean sign(D(real)): what the controller reads.
     Returns the step's losses (means over micro-batches)."""
+    oasis = isinstance(discriminator, OASISDiscriminator)
+    mixing = oasis and t.labelmix > 0
     losses: dict[str, torch.Tensor] = {}
     optimizer.zero_grad(set_to_none=True)
     for m, (semantic, real, z) in enumerate(inputs):
@@ -121,16 +147,38 @@ def discriminator_step(
         else:
             with torch.no_grad(), autocast(device, t.precision):
                 fake = g_step(semantic, real if g_step.encoder is not None else None, z)[0].float()
+        images = [fake, real]
+        if mixing:  # the mask travels with the map, as one more channel, through the augmentation
+            mask = labelmix_mask(semantic[:, : discriminator.num_classes], augmenter.generator if augmenter else None)
+            images.append(labelmix(real, fake, mask))
+            semantic = torch.cat([semantic, mask], dim=1)
+        images, semantic = _seen(augmenter, images, semantic)
+        if mixing:
+            semantic, mask = semantic[:, :-1], semantic[:, -1:]
+        n = len(real)
         with _sync_last(d_ddp, discriminator, m == len(inputs) - 1):
-            with autocast(device, t.precision):
-                outputs = d_ddp(torch.cat([semantic, semantic]), torch.cat([fake, real]))
-            pred_fake = [[f.float()[: len(real)] for f in scale] for scale in outputs]
-            pred_real = [[f.float()[len(real):] for f in scale] for scale in outputs]
-            parts = {
-                "D_fake": gan_loss(t.gan_mode, pred_fake, False),
-                "D_real": gan_loss(t.gan_mode, pred_real, True),
-            }
+            if oasis:
+                with autocast(device, t.precision):
+                    logits = d_ddp(torch.cat(images)).float()
+                labels = semantic[:, : discriminator.num_classes]
+                parts = {"D_fake": oasis_fake_loss(logits[:n], labels), "D_real": oasis_real_loss(logits[n:2 * n], labels)}
+                if mixing:
+                    parts["D_labelmix"] = labelmix_loss(logits[2 * n:], logits[n:2 * n], logits[:n], mask, t.labelmix)
+                real_predictions = [realness_logits(logits[n:2 * n])]
+            else:
+                with autocast(device, t.precision):
+                    outputs = d_ddp(torch.cat([semantic, semantic]), torch.cat(images))
+                pred_fake = [[f.float()[:n] for f in scale] for scale in outputs]
+                pred_real = [[f.float()[n:] for f in scale] for scale in outputs]
+                parts = {
+                    "D_fake": gan_loss(t.gan_mode, pred_fake, False),
+                    "D_real": gan_loss(t.gan_mode, pred_real, True),
+                }
+                real_predictions = [scale[-1] for scale in pred_real]
             scaler.scale(sum(parts.values()) / layout.accum).backward()
+        if augmenter is not None and augmenter.ada is not None:
+            sign = torch.stack([torch.sign(p.detach()).mean() for p in real_predictions]).mean()
+            losses["D_real_sign"] = losses.get("D_real_sign", 0.0) + sign / layout.accum
         for k, v in parts.items():
             losses[k] = losses.get(k, 0.0) + v.detach() / layout.accum
     scaler.step(optimizer)
