@@ -87,6 +87,15 @@ class OptimConfig:
         weights start a new run (fine-tuning, or switching an option that adds no parameters, such
         as model.norm). Normalisation statistics the folder lacks start fresh; a missing
         discriminator file leaves the discriminator freshly initialised. Ignored when resuming.
+    diffaug: differentiable augmentation of everything the discriminator sees, real and fake, the
+        label map moved with the image (`spadekit.augment`): a comma-separated policy such as
+        "translation,cutout,color" ("" = off). diffaug_p: the probability of each operation per image
+        (fixed; ADA's starting value when ada_target > 0). ada_target: adapt p as ADA does, towards
+        E[sign(D(real))] = ada_target (0.6 in ADA; 0 = fixed p); ada_ramp_images: images over which p
+        may move from 0 to 1 (ADA: 500k; small runs need far fewer).
+    labelmix: weight of OASIS's LabelMix consistency loss (10 in the paper; 0 = off), with
+        model.d_arch oasis. That discriminator brings its own losses (class-balanced N+1
+        cross-entropy instead of gan_mode) and no features to match (lambda_feat 0).
     """
 
     gan_mode: str = "hinge"
@@ -118,6 +127,11 @@ class OptimConfig:
     activation_checkpointing: bool = False
     fast_path: bool = False
     init_from: str | None = None
+    diffaug: str = ""
+    diffaug_p: float = 1.0
+    ada_target: float = 0.0
+    ada_ramp_images: int = 10000
+    labelmix: float = 0.0
 
     @property
     def learning_rates(self) -> tuple[float, float]:
@@ -272,7 +286,7 @@ def validate(config: TrainConfig, source: str = "config") -> None:
         fail("train.perceptual_arch", f"must be vgg16 or vgg19, got {t.perceptual_arch!r}")
     if t.steps is None and t.epochs is None:
         fail("train.steps", "or train.epochs must be set (how long to train)")
-    for key in ("steps", "epochs", "batch_size", "grad_accum", "d_steps_per_g", "perceptual_size", "num_threads"):
+    for key in ("steps", "epochs", "batch_size", "grad_accum", "d_steps_per_g", "perceptual_size", "num_threads", "ada_ramp_images"):
         value = getattr(t, key)
         if value is not None and value < 1:
             fail(f"train.{key}", f"must be a positive integer, got {value}")
@@ -282,7 +296,7 @@ def validate(config: TrainConfig, source: str = "config") -> None:
         fail("train.ema_decay", f"must lie in [0, 1) (or null = no EMA), got {t.ema_decay}")
     if t.batch_size % t.grad_accum:
         fail("train.batch_size", f"({t.batch_size}) must be divisible by train.grad_accum ({t.grad_accum})")
-    for key in ("lambda_feat", "lambda_vgg", "lambda_kld"):
+    for key in ("lambda_feat", "lambda_vgg", "lambda_kld", "labelmix"):
         if getattr(t, key) < 0 or not math.isfinite(getattr(t, key)):
             fail(f"train.{key}", f"must be a finite number >= 0, got {getattr(t, key)}")
     for key in ("log_every", "sample_every", "num_samples", "keep_last"):
@@ -292,13 +306,31 @@ def validate(config: TrainConfig, source: str = "config") -> None:
         fail("log.checkpoint_every", f"must be a positive integer or null, got {log.checkpoint_every}")
     if log.checkpoint_seconds is not None and log.checkpoint_seconds <= 0:
         fail("log.checkpoint_seconds", f"must be positive or null, got {log.checkpoint_seconds}")
-    from spadekit.models.registry import GENERATORS
+    from spadekit.augment import parse_policy
+    from spadekit.models.registry import DISCRIMINATORS, GENERATORS
 
+    try:
+        parse_policy(t.diffaug)
+    except SpadekitError as error:
+        fail("train.diffaug", f"is not a policy: {error}")
+    if not 0.0 <= t.diffaug_p <= 1.0:
+        fail("train.diffaug_p", f"is a probability in [0, 1], got {t.diffaug_p}")
+    if not 0.0 <= t.ada_target < 1.0:
+        fail("train.ada_target", f"must lie in [0, 1) (0 = fixed probability; ADA uses 0.6), got {t.ada_target}")
+    if t.ada_target > 0 and not parse_policy(t.diffaug):
+        fail("train.ada_target", "adapts the augmentation probability, so it needs a train.diffaug policy (e.g. translation,cutout,color)")
+    d_arch = config.model.d_arch
+    if d_arch not in DISCRIMINATORS:
+        fail("model.d_arch", f"must be one of {', '.join(sorted(DISCRIMINATORS))}, got {d_arch!r}")
+    if t.labelmix > 0 and d_arch != "oasis":
+        fail("train.labelmix", f"is OASIS's loss: it needs model.d_arch oasis (got {d_arch!r}); set it to 0")
+    if d_arch == "oasis" and t.lambda_feat > 0:
+        fail("train.lambda_feat", "must be 0 with model.d_arch oasis: the segmentation discriminator has no feature layers to match")
     if config.model.arch not in GENERATORS:
         fail("model.arch", f"must be one of {', '.join(sorted(GENERATORS))}, got {config.model.arch!r}")
     for key in ("activation_checkpointing", "fast_path"):
-        if getattr(t, key) and config.model.arch != "spade":
-            fail(f"train.{key}", f"works with model.arch=spade only (got {config.model.arch!r}); turn it off")
+        if getattr(t, key) and config.model.arch not in ("spade", "clade"):
+            fail(f"train.{key}", f"works with model.arch spade or clade only (got {config.model.arch!r}); turn it off")
     if config.model.use_vae and config.model.z_dim < 1:
         fail("model.z_dim", f"must be a positive integer, got {config.model.z_dim}")
 

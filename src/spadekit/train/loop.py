@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from spadekit import SpadekitError
+from spadekit.augment import DiscriminatorAugment
 from spadekit.labels import LabelSet
 from spadekit.models import SPADEModel
 from spadekit.models.spade_model import load_state
@@ -215,7 +216,10 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, resume: bool = False,
     use_scaler = t.precision == "fp16"
     scaler_g = torch.amp.GradScaler(device.type, enabled=use_scaler)
     scaler_d = torch.amp.GradScaler(device.type, enabled=use_scaler)
-    noise = torch.Generator().manual_seed(t.seed + 1)  # VAE noise for the global batch
+    noise = torch.Generator().manual_seed(t.seed + 1)  # VAE / 3D noise for the global batch
+    # what D sees: augmentation (t.diffaug, ADA) and LabelMix masks, from their own seeded generator
+    # (one seed for every process, so a resumed run draws what it would have)
+    augmenter = DiscriminatorAugment(t.diffaug, t.diffaug_p, t.ada_target, t.ada_ramp_images, seed=t.seed + 3)
 
     # Resume -------------------------------------------------------------------------------------
     step = 0
@@ -240,6 +244,8 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, resume: bool = False,
             scaler_g.load_state_dict(state["scaler_g"])
             scaler_d.load_state_dict(state["scaler_d"])
             noise.set_state(state["noise"])
+            if state.get("augment") is not None:
+                augmenter.load_state_dict(state["augment"])
             ckpt.set_rng_state(state["rng"])
             step = int(state["step"])
             batches.seek(int(state["epoch"]), int(state["step_in_epoch"]))
@@ -262,7 +268,7 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, resume: bool = False,
             "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
             "sched_g": sched_g.state_dict(), "sched_d": sched_d.state_dict(),
             "scaler_g": scaler_g.state_dict(), "scaler_d": scaler_d.state_dict(),
-            "noise": noise.get_state(), "rng": ckpt.rng_state(),
+            "noise": noise.get_state(), "rng": ckpt.rng_state(), "augment": augmenter.state_dict(),
             "config": config.to_dict(), "model_config": mconfig.to_dict(),
         }
 
@@ -285,10 +291,15 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, resume: bool = False,
             losses: dict[str, torch.Tensor] = {}
             fakes = []
             if step % t.d_steps_per_g == 0:
-                fakes, losses = generator_step(g_ddp, g_step, discriminator, vgg, inputs, opt_g, scaler_g, t, layout, device)
+                fakes, losses = generator_step(g_ddp, g_step, discriminator, vgg, inputs, opt_g, scaler_g, t, layout, device, augmenter)
                 if ema is not None:
                     ema_update(ema, g_step, 0.0 if step < t.ema_start else t.ema_decay)
-            losses.update(discriminator_step(d_ddp, discriminator, g_step, inputs, fakes, opt_d, scaler_d, t, layout, device))
+            losses.update(discriminator_step(d_ddp, discriminator, g_step, inputs, fakes, opt_d, scaler_d, t, layout, device, augmenter))
+            if augmenter.policy:
+                losses["aug_p"] = torch.tensor(augmenter.p)  # the probability this step used
+            if augmenter.ada is not None:  # ADA: r_t over all processes' reals
+                sign = dist_utils.all_reduce_mean({"sign": float(losses["D_real_sign"])}, info)["sign"]
+                augmenter.ada.observe(sign, 1, t.batch_size)
             sched_g.step()
             sched_d.step()
             step += 1
