@@ -63,7 +63,7 @@ def test_paper_presets_match_the_paper():
     assert ade.train.learning_rates == (1e-4, 4e-4) and ade.train.betas == (0.0, 0.9)
     assert ade.model.ngf == 64 and ade.model.spade_hidden == 128 and ade.train.gan_mode == "hinge"
     landscapes = load_config(PRESET_DIR / "landscapes.yaml")
-    assert landscapes.model.use_vae and landscapes.train.ema_decay and landscapes.train.precision == "bf16"
+    assert landscapes.model.use_vae and landscapes.train.ema_decay and landscapes.train.precision == "auto"
     assert landscapes.log.checkpoint_seconds is not None and landscapes.log.checkpoint_seconds <= 300
 
 

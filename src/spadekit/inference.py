@@ -85,11 +85,9 @@ def pick_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.d
     if dtype == "auto":
         if device.type == "cuda":
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        try:
-            fast_bf16 = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-        except (AttributeError, RuntimeError):
-            fast_bf16 = False
-        return torch.bfloat16 if fast_bf16 else torch.float32
+        from spadekit.precision import fast_bf16
+
+        return torch.bfloat16 if fast_bf16(device) else torch.float32
     raise SpadekitError(f"unknown dtype {dtype!r}; choose float32, bfloat16, float16 or auto")
 
 

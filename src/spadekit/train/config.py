@@ -72,7 +72,8 @@ class OptimConfig:
     d_steps_per_g: D is updated every step, G every d_steps_per_g steps.
     batch_size: the global batch (split across processes); grad_accum: micro-batches per step
         (batch_size must be divisible by world_size * grad_accum).
-    precision: fp32 | bf16 (autocast, CPU and CUDA) | fp16 (CUDA only, with a grad scaler).
+    precision: fp32 | bf16 (autocast, CPU and CUDA) | fp16 (CUDA only, with a grad scaler) | auto (bf16 where the
+        hardware runs it natively: CUDA, or a CPU with AVX-512 BF16 / AMX; else fp32 — emulated bf16 is ~10x slower).
     ema_decay: EMA of the generator (and encoder) weights; None = off (samples and export then use
         the trained weights). ema_start: steps before which the EMA just copies the weights.
     seed; deterministic: torch.use_deterministic_algorithms (exactly repeatable runs, slower on GPU).
@@ -212,7 +213,7 @@ MODEL_OPTIONS = tuple(f.name for f in dataclasses.fields(ModelConfig) if f.name 
 FROM_DATA = {"labels": "data.labels (or the dataset's palette)", "use_instance": "data.use_instance",
              "crop_size": "data.crop_size", "aspect_ratio": "data.aspect_ratio"}
 GAN_MODES = ("hinge", "ls", "original")
-PRECISIONS = ("fp32", "bf16", "fp16")
+PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 
 
 def _field_types(cls) -> dict[str, Any]:

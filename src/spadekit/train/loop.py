@@ -17,10 +17,12 @@ on N processes, computes what one uninterrupted process would.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import os
 import random
 import signal
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,7 @@ from spadekit.augment import DiscriminatorAugment
 from spadekit.labels import LabelSet
 from spadekit.models import SPADEModel
 from spadekit.models.spade_model import load_state
+from spadekit.precision import fast_bf16, resolve_training_precision
 from spadekit.train import checkpoint as ckpt
 from spadekit.train import distributed as dist_utils
 from spadekit.train.batching import EpochBatches, StepLayout, build_dataset, step_inputs
@@ -137,6 +140,12 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, resume: bool = False,
 
     # Initialize: processes, seeds, threads --------------------------------------------------------
     info = dist_utils.init(t.device)
+    precision = resolve_training_precision(t.precision, info.device)
+    if precision == "bf16" and not fast_bf16(info.device) and info.is_main:
+        print(f"note: train.precision bf16 is emulated on this {info.device.type} (no native bf16): expect steps "
+              "several times slower than fp32; train.precision auto picks the fast one", file=sys.stderr)
+    if precision != t.precision:
+        t = dataclasses.replace(t, precision=precision)
     if t.precision == "fp16" and info.device.type != "cuda":
         raise SpadekitError("train.precision fp16 needs a CUDA GPU; use bf16 (or fp32) on a CPU")
     if t.batch_size % (info.world_size * t.grad_accum):
