@@ -9,15 +9,13 @@ import time
 import httpx
 import numpy as np
 import pytest
+from fastapi.testclient import TestClient
 from PIL import Image
 
-from fastapi.testclient import TestClient
-
+from app_doubles import HookedPipeline, serve_in_thread, tiny_landscape_pipeline
 from spadekit.app.pool import InferencePool
 from spadekit.app.server import Limits, create_app
 from spadekit.imageio import MAX_PIXELS
-
-from app_doubles import HookedPipeline, serve_in_thread, tiny_landscape_pipeline
 
 SKY, GRASS, SNOW, SEA = 156, 123, 158, 154
 
@@ -243,11 +241,10 @@ def test_work_of_a_client_that_went_away_is_dropped(pipe):
 
 
 def test_serve_command_loads_models_and_refuses_bad_options(tmp_path, pipe, capsys):
+    from helpers import tiny_model_config
     from spadekit.cli import main
     from spadekit.commands.serve import load_pipeline
     from spadekit.inference import bundled_model_path
-
-    from helpers import tiny_model_config
     from spadekit.models import SPADEModel
 
     SPADEModel(tiny_model_config(norm="instance", use_instance=False, with_d=False)).save_pretrained(tmp_path / "m")
@@ -268,8 +265,8 @@ def test_serve_command_starts_a_server(tmp_path):
     import subprocess
     import sys
 
-    from helpers import tiny_model_config
     from app_doubles import free_port
+    from helpers import tiny_model_config
     from spadekit.models import SPADEModel
 
     SPADEModel(tiny_model_config(norm="instance", use_instance=False, with_d=False)).save_pretrained(tmp_path / "m")

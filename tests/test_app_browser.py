@@ -7,9 +7,8 @@ import time
 
 import pytest
 
-from spadekit.app.server import create_app
-
 from app_doubles import CHROMIUM_ARGS, HookedPipeline, serve_in_thread, tiny_landscape_pipeline
+from spadekit.app.server import create_app
 
 CHROMIUM = os.environ.get("SPADEKIT_CHROMIUM", "/usr/bin/chromium")
 TIMEOUT_MS = 20_000

@@ -5,9 +5,8 @@ import os
 
 import pytest
 
-from spadekit.app.server import create_app
-
 from app_doubles import run_load, scene_png, serve_in_thread, tiny_landscape_pipeline
+from spadekit.app.server import create_app
 
 
 @pytest.mark.slow

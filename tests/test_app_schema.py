@@ -5,10 +5,8 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 
-from spadekit.app.server import Limits, create_app
-
 from app_doubles import tiny_landscape_pipeline
-
+from spadekit.app.server import Limits, create_app
 
 # Built at import: schemathesis' lazy fixture loader does not work with pytest 9. A 64x64 model builds in well under a second.
 app = create_app(tiny_landscape_pipeline(size=64), max_workers=1, max_queue=64,

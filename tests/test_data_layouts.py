@@ -454,8 +454,8 @@ def test_build_dataset_unknown_name(tmp_path):
 
 
 def test_data_group_takes_make_landscapes_from_its_module(monkeypatch, capsys):
-    import types
     import sys
+    import types
 
     fake = types.ModuleType("spadekit.landscapes.dataset")
 

@@ -62,7 +62,10 @@ def test_flip_moves_the_square_to_the_other_side():
 
 def test_sizes_of_the_modes():
     image, label, instance = _scene(48, 64)
-    size = lambda **kw: PairedTransform(TransformConfig(size_multiple=1, **kw))(image, label, rng=np.random.default_rng(0))[1].shape
+
+    def size(**kw):
+        return PairedTransform(TransformConfig(size_multiple=1, **kw))(image, label, rng=np.random.default_rng(0))[1].shape
+
     assert size(preprocess="resize_and_crop", load_size=40, crop_size=32) == (32, 32)
     assert size(preprocess="fixed", crop_size=32, aspect_ratio=2.0) == (16, 32)
     assert size(preprocess="scale_width", load_size=32) == (24, 32)

@@ -23,7 +23,6 @@ import numpy as np
 import pytest
 
 from spadekit.inference import Pipeline
-
 from tool_modules import load_tool
 
 landscape_checks = load_tool("landscape_checks")

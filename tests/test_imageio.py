@@ -12,10 +12,10 @@ import pytest
 import torch
 from PIL import Image
 
+from helpers import tiny_labels
 from spadekit import SpadekitError
 from spadekit.fileio import atomic_write, atomic_write_bytes
 from spadekit.imageio import MAX_PIXELS, ImageTooLarge, colorize, from_uint8, open_image, save_image, to_pil, to_uint8
-from helpers import tiny_labels
 
 
 def _png(array: np.ndarray) -> bytes:

@@ -8,7 +8,6 @@ import numpy as np
 from PIL import Image
 
 from spadekit.data.labels import landscape_labels
-
 from tool_modules import load_tool
 
 checks = load_tool("landscape_checks")

@@ -13,7 +13,6 @@ from PIL import Image
 from spadekit.data.labels import landscape_labels
 from spadekit.landscapes import generate_sample, load_annotations, photos, render_annotation
 from spadekit.landscapes.textures import assets_dir, landscapes_dir, load_manifest
-
 from tool_modules import load_tool
 
 KNOWN_IDS = set(landscape_labels().ids)
@@ -148,7 +147,7 @@ def test_no_heldout_photo_is_a_training_source():
     credits = (landscapes_dir() / "CREDITS.md").read_text() + (assets_dir() / "styles" / "CREDITS.md").read_text()
     credited = set(re.findall(r"^\| (\w+) \|", credits, flags=re.MULTILINE))
     assert credited and not credited & ids
-    for package, path in sources:
+    for _package, path in sources:
         assert f"`{path}" not in credits, path
 
 

@@ -157,7 +157,7 @@ def _overfit_logits(batch=4):
 
 def test_ada_raises_p_when_d_overfits_and_lowers_it_otherwise():
     ada = AdaptiveProbability(target=0.6, interval=4, ramp_images=100)
-    for step in range(3):
+    for _ in range(3):
         assert ada.update(_overfit_logits()) == 0.0  # nothing until the 4th batch
     assert ada.update(_overfit_logits()) == pytest.approx(16 / 100)  # 4 batches x 4 images
     assert ada.last_rt == pytest.approx(1.0)

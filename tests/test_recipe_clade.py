@@ -4,8 +4,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from spadekit.semantic import one_hot
 from spadekit.layers.clade import CLADE
+from spadekit.semantic import one_hot
 
 
 def _randomised(layer):

@@ -5,11 +5,16 @@ import math
 import pytest
 import torch
 
-from spadekit.semantic import one_hot
 from spadekit.losses import class_balance_weights, labelmix_loss, oasis_fake_loss, oasis_real_loss
 from spadekit.models.oasis import (
-    OASISDiscriminator, labelmix, labelmix_mask, oasis_widths, realness_logits, with_3d_noise,
+    OASISDiscriminator,
+    labelmix,
+    labelmix_mask,
+    oasis_widths,
+    realness_logits,
+    with_3d_noise,
 )
+from spadekit.semantic import one_hot
 
 
 @pytest.mark.parametrize("size,blocks", [(16, 2), (32, 3), (64, 4), (48, 3)])

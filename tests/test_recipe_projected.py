@@ -4,10 +4,10 @@ import pytest
 import torch
 
 from spadekit import SpadekitError
-from spadekit.semantic import one_hot
 from spadekit.losses import feature_matching_loss, hinge_loss
 from spadekit.models.projected import ProjectedDiscriminator
 from spadekit.models.vgg import VGGFeatures
+from spadekit.semantic import one_hot
 
 
 @pytest.fixture(scope="module")

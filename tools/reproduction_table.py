@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|---|---|---|---|---|---|")
     order = [*NAMES.values()] + [f"{name} (untrained)" for name in NAMES.values()]
     for key, items in sorted(rows.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)):
-        per_seed = lambda k, f: " / ".join(format(i[k], f) for i in items)  # noqa: E731
+        per_seed = lambda k, f, items=items: " / ".join(format(i[k], f) for i in items)  # noqa: E731
         timed = [i for i in items if i["sps"] is not None]
         t = (f"{mean(timed, 'sps'):.2f} | {mean(timed, 'minutes'):.1f}") if timed else "- | -"
         seeds = ",".join(i["seed"] for i in items)

@@ -14,7 +14,7 @@ belong to no class; the segmentation losses of OASIS skip such pixels.
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 

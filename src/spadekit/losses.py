@@ -5,7 +5,7 @@ returned by MultiscaleDiscriminator. GAN losses average over scales.
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F

@@ -1,7 +1,7 @@
 """Pictures people would rather see than read: colourised label maps and contact sheets."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from PIL import Image, ImageDraw
 

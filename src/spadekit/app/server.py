@@ -27,9 +27,10 @@ import asyncio
 import contextlib
 import threading
 import time
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from fastapi import FastAPI, Request
@@ -168,7 +169,8 @@ def create_app(
 
     @app.post("/api/label-map", summary="Check a label map (ids or colours) and return it as a colour PNG",
               openapi_extra={"requestBody": openapi.LABEL_MAP_BODY},
-              responses={"200": {"content": openapi.PNG}, **{k: v for k, v in openapi.GENERATE_RESPONSES.items() if k in ("400", "413", "415", "422")}},
+              responses={"200": {"content": openapi.PNG},
+                         **{k: v for k, v in openapi.GENERATE_RESPONSES.items() if k in ("400", "413", "415", "422")}},
               response_class=Response)
     async def normalise_label_map(request: Request):
         body = await read_body(request)

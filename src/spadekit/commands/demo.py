@@ -69,7 +69,8 @@ def run(args) -> int:
                 save_image(out / f"{painting.stem}_style-{style.stem}.png", styled)
                 row.append(styled)
         rows.append(row)
-        titles.append(f"{painting.stem}: label | seeds 0-{args.seeds - 1}" + (" | styles: " + ", ".join(s.stem for s in styles) if pipe.has_encoder and styles else ""))
+        style_titles = " | styles: " + ", ".join(s.stem for s in styles) if pipe.has_encoder and styles else ""
+        titles.append(f"{painting.stem}: label | seeds 0-{args.seeds - 1}" + style_titles)
         if "grass" in pipe.labels.names and "snow" in pipe.labels.names and (ids == pipe.labels.by_name("grass").id).any():
             winter = replace_label(ids, pipe.labels, "grass", "snow")
             image = pipe(winter, seed=0)[0]

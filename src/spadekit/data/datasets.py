@@ -555,7 +555,9 @@ class CityscapesDataset(SegmentationDataset):
         scan = Scan(split)
         dirs = cls.split_dirs(root, split)
         photos = list_files(dirs["photo"], "photo", ("_leftImg8bit.png",), scan)
-        in_gt = lambda path: "_gtFine_" in path.name  # colour maps, polygons, trainIds
+
+        def in_gt(path):  # colour maps, polygons, trainIds
+            return "_gtFine_" in path.name
         labels = list_files(dirs["label"], "label", ("_gtFine_labelIds.png",), scan, ignore=in_gt)
         instance_files = None
         if instances:

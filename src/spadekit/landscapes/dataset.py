@@ -41,7 +41,7 @@ def generate_sample(seed: int, index: int, size: int = 256,
 
 
 def palette_entries() -> list[dict]:
-    return [{"name": l.name, "id": l.id, "color": rgb_to_hex(l.color)} for l in landscape_labels().labels]
+    return [{"name": label.name, "id": label.id, "color": rgb_to_hex(label.color)} for label in landscape_labels().labels]
 
 
 def write_palette(path: Path) -> None:
@@ -67,11 +67,12 @@ def make_landscapes(out: str | Path, n: int, size: int = 256, seed: int = 0,
     (out / "images").mkdir(parents=True, exist_ok=True)
     (out / "labels").mkdir(parents=True, exist_ok=True)
     if real_fraction > 0 and not load_annotations():
-        warnings.warn("no annotated photos in the assets: writing composites only")
+        warnings.warn("no annotated photos in the assets: writing composites only", stacklevel=2)
     from tqdm import tqdm
 
     width = max(5, len(str(start + n - 1)))
-    image_options = {"format": "JPEG", "quality": JPEG_QUALITY} if image_format == "jpg" else {"format": "PNG", "optimize": False, "compress_level": 6}
+    image_options = ({"format": "JPEG", "quality": JPEG_QUALITY} if image_format == "jpg"
+                     else {"format": "PNG", "optimize": False, "compress_level": 6})
     for i in tqdm(range(start, start + n), desc="make-landscapes", unit="img", disable=not progress):
         img, lab = generate_sample(seed, i, size, real_fraction)
         name = f"{i:0{width}d}"

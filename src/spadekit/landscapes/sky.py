@@ -7,7 +7,6 @@ from spadekit.landscapes.canvas import ID, Scene
 from spadekit.landscapes.noise import fbm, luminance, smoothstep
 
 
-
 def paint(scene: Scene) -> None:
     rng, c = scene.rng, scene.c
     mood = rng.choice(["clear", "clear", "sunset", "overcast", "hazy"], p=[0.3, 0.2, 0.2, 0.18, 0.12])

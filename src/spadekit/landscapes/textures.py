@@ -85,7 +85,7 @@ def _gather(img: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
 def _load(path: Path, name: str, material: str) -> Texture:
     img = open_image(path, "landscape texture").convert("RGB")
     mips = []
-    for lv in range(MIP_LEVELS):
+    for _ in range(MIP_LEVELS):
         arr = np.asarray(img, dtype=np.float32) / 255.0
         mips.append(arr)
         w, h = img.size

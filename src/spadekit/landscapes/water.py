@@ -7,7 +7,6 @@ from spadekit.landscapes.canvas import Scene
 from spadekit.landscapes.noise import fbm, luminance
 
 
-
 def surface(scene: Scene, name: str, y0, y1: np.ndarray, calm: float) -> np.ndarray:
     """Water from y0 (the horizon, or a far shore per column) down to the boundary y1 (per column);
     reflects what is above the horizon."""

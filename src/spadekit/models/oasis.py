@@ -81,7 +81,7 @@ class OASISDiscriminator(nn.Module):
         self.to_logits = nn.Conv2d(widths[0], num_classes + 1, 1)
 
     @classmethod
-    def from_config(cls, config) -> "OASISDiscriminator":
+    def from_config(cls, config) -> OASISDiscriminator:
         """From a `ModelConfig`: its label channels as the classes, d_ndf, d_num_layers down blocks."""
         return cls(config.label_channels, config.d_ndf, config.d_num_layers, config.spectral_norm)
 

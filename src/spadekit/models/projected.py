@@ -12,7 +12,7 @@ weight cache (`spadekit.weights`) whenever the discriminator is built.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -138,7 +138,7 @@ class ProjectedDiscriminator(nn.Module):
         )
 
     @classmethod
-    def from_config(cls, config) -> "ProjectedDiscriminator":
+    def from_config(cls, config) -> ProjectedDiscriminator:
         """From a `ModelConfig`: its semantic channels, d_vgg_layers, d_ndf as the heads' width, d_channel_mixing."""
         layers = [name.strip() for name in config.d_vgg_layers.split(",") if name.strip()]
         return cls(config.semantic_channels, layers, config.d_ndf, config.d_channel_mixing, config.spectral_norm)

@@ -2,7 +2,7 @@
 discriminators (`ModelConfig.d_arch`). Each entry builds its network from a `ModelConfig`."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from torch import nn
 

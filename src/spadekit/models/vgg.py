@@ -124,7 +124,7 @@ class VGGFeatures(nn.Module):
             loaded[key[len("features.") :]] = tensor.float()
         self.features.load_state_dict(loaded)
 
-    def train(self, mode: bool = True) -> "VGGFeatures":
+    def train(self, mode: bool = True) -> VGGFeatures:
         # Always frozen: a parent module's .train() must not change anything here.
         return super().train(False)
 

@@ -15,7 +15,13 @@ from torch import nn
 from spadekit.augment import DiscriminatorAugment
 from spadekit.layers.lookup import LabelMaps
 from spadekit.losses import (
-    feature_matching_loss, gan_loss, kl_divergence, labelmix_loss, oasis_fake_loss, oasis_real_loss, perceptual_loss,
+    feature_matching_loss,
+    gan_loss,
+    kl_divergence,
+    labelmix_loss,
+    oasis_fake_loss,
+    oasis_real_loss,
+    perceptual_loss,
 )
 from spadekit.models.oasis import OASISDiscriminator, labelmix, labelmix_mask, realness_logits
 from spadekit.train.batching import StepLayout
