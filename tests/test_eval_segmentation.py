@@ -8,6 +8,7 @@ import torch.nn.functional as F
 
 from spadekit import SpadekitError
 from spadekit.eval.segmentation import (
+    FeatureSegmenter,
     SegmenterNet,
     confusion_matrix,
     iou_per_class,
@@ -68,6 +69,51 @@ def test_segmenter_shapes_and_save_reload(tmp_path):
     again = load_segmenter(tmp_path / "seg")
     assert isinstance(again, SegmenterNet) and again.config.class_names == list("abcde")
     torch.testing.assert_close(again(images), logits)
+
+
+def test_feature_segmenter_trains_and_saves_only_its_head(tmp_path):
+    """A head on frozen VGG16 features: logits at the input size, gradients reach the head and not
+    the backbone, the folder holds the head alone and loads back (backbone from the weight cache)."""
+    from spadekit.weights import vgg16_weights_path
+
+    torch.manual_seed(0)
+    model = FeatureSegmenter(num_classes=4, width=8, class_names=list("abcd"), input_size=32)
+    images = torch.rand(2, 3, 30, 44) * 2 - 1
+    logits = model(images)
+    assert logits.shape == (2, 4, 30, 44)
+    logits.square().mean().backward()
+    head = [p for name, p in model.named_parameters() if not name.startswith("backbone.")]
+    assert head and all(p.grad is not None and p.grad.abs().sum() > 0 for p in head)
+    assert all(p.grad is None and not p.requires_grad for p in model.backbone.parameters())
+    # the backbone is the cached ImageNet VGG16, not random
+    from spadekit.models.vgg import load_state_dict_file
+
+    torch.testing.assert_close(model.backbone.features[0].weight, load_state_dict_file(vgg16_weights_path())["features.0.weight"].float())
+    model.save_pretrained(tmp_path / "seg")
+    from safetensors.torch import load_file
+
+    saved = load_file(str(tmp_path / "seg" / "model.safetensors"))
+    assert saved and not any(k.startswith("backbone.") for k in saved)
+    again = load_segmenter(tmp_path / "seg")
+    assert isinstance(again, FeatureSegmenter) and again.config.backbone == "vgg16" and again.config.input_size == 32
+    torch.testing.assert_close(again(images), model.eval()(images))
+    assert torch.equal(again.predict(images), model.predict(images))
+
+
+def test_feature_segmenter_learns_a_colour_rule():
+    def item(i):
+        image = -torch.ones(3, 32, 32) * 0.5
+        label = torch.zeros(32, 32, dtype=torch.long)
+        cols = slice(0, 16) if i % 2 else slice(16, 32)
+        image[0, :, cols] = 0.8
+        label[:, cols] = 1
+        return {"image": image, "label": label[None]}
+
+    dataset = [item(i) for i in range(4)]
+    model = train_segmenter(dataset, num_classes=2, steps=30, batch_size=2, lr=1e-2, width=8, backbone="vgg16", progress=False)
+    images = torch.stack([d["image"] for d in dataset])
+    labels = torch.stack([d["label"][0] for d in dataset])
+    assert pixel_accuracy(segmentation_confusion(model, images, labels, num_classes=2)) > 0.9
 
 
 def test_segmenter_runs_at_its_training_width(tmp_path):

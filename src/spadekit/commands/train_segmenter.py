@@ -28,6 +28,8 @@ def register(subparsers) -> None:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--width", type=int, default=32, help="channels of the first level (doubling per level)")
     parser.add_argument("--depth", type=int, default=3, help="number of downsamplings")
+    parser.add_argument("--backbone", default=None, choices=["vgg16"],
+                        help="train only a head on frozen ImageNet VGG16 features (--width = its channels) instead of a U-Net from scratch")
     parser.add_argument("--size", type=int, default=None, help="training crop width (default: the dataset preset's); use the model's output width")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N training pairs")
     parser.add_argument("--color-jitter", type=float, default=0.0,
@@ -76,6 +78,7 @@ def run(args) -> int:
         device=args.device,
         input_size=transform.crop_size,
         color_jitter=args.color_jitter,
+        backbone=args.backbone,
     )
     out = Path(args.out)
     model.save_pretrained(out)

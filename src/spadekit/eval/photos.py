@@ -39,7 +39,7 @@ from spadekit.eval.fid import (
 )
 from spadekit.eval.pixels import mean_abs_laplacian, psnr
 from spadekit.eval.report import INCEPTION_NAME
-from spadekit.eval.segmentation import Segmenter, SegmenterNet, confusion_matrix, segmentation_scores
+from spadekit.eval.segmentation import Segmenter, TrainedSegmenter, confusion_matrix, segmentation_scores
 from spadekit.imageio import from_uint8, to_uint8
 
 DEFAULT_NUM_SEEDS = 4
@@ -179,7 +179,7 @@ def evaluate_photos(
     labels = first.labels
     num_classes = labels.num_classes
     ignore_index = num_classes if labels.contain_dontcare else None
-    if isinstance(segmenter, SegmenterNet) and segmenter.config.num_classes != num_classes:
+    if isinstance(segmenter, TrainedSegmenter) and segmenter.config.num_classes != num_classes:
         raise SpadekitError(f"segmenter {segmenter_name} predicts {segmenter.config.num_classes} classes, the models' label set has {num_classes}")
     height, width = first.size
     inception = inception or InceptionFeatures()

