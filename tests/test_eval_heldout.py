@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 
 from spadekit.cli import main
-from spadekit.labels import landscape_labels
 from spadekit.eval.heldout import heldout_dir, load_heldout_annotations
+from spadekit.labels import landscape_labels
 
 
 @pytest.fixture(scope="module")

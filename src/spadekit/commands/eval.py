@@ -52,7 +52,8 @@ def register(subparsers) -> None:
     parser.add_argument("--resize", default="clean", choices=["clean", "pytorch-fid"], help="resizing to 299x299 for Inception (default clean-fid's)")
     parser.add_argument("--kid-subsets", type=int, default=100)
     parser.add_argument("--kid-subset-size", type=int, default=1000)
-    parser.add_argument("--reference-cache", default=None, metavar="DIR", help="folder of cached real-image features (default: $SPADEKIT_CACHE/fid_refs)")
+    parser.add_argument("--reference-cache", default=None, metavar="DIR",
+                        help="folder of cached real-image features (default: $SPADEKIT_CACHE/fid_refs)")
     parser.add_argument("--no-reference-cache", action="store_true", help="do not read or write cached real-image features")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--device", default="cpu")
@@ -126,7 +127,8 @@ def run(args) -> int:
         raise SpadekitError(f"a model is named twice in --model / --compare ({', '.join(names)})")
     scales = _scales(args.crop_scales)
     model_dirs = {name: resolve_model_path(name) for name in names}
-    pipes = {name: Pipeline.from_pretrained(path, device=args.device, dtype="float32", batch_size=args.batch_size) for name, path in model_dirs.items()}
+    pipes = {name: Pipeline.from_pretrained(path, device=args.device, dtype="float32", batch_size=args.batch_size)
+             for name, path in model_dirs.items()}
     first = pipes[args.model]
     segmenter_path = Path(args.segmenter) if args.segmenter else choose_segmenter(model_dirs[args.model], first.labels)
     segmenter = load_segmenter(segmenter_path, args.device) if segmenter_path else None
@@ -243,6 +245,7 @@ def photos_summary(report: dict) -> str:
     real = report["real"]
     ceiling = ""
     if real.get("segmentation"):
-        ceiling = f"; segmenter on the real crops: mIoU {100 * real['segmentation']['miou']:.1f}, pixel accuracy {100 * real['segmentation']['pixel_accuracy']:.1f}"
+        scores = real["segmentation"]
+        ceiling = f"; segmenter on the real crops: mIoU {100 * scores['miou']:.1f}, pixel accuracy {100 * scores['pixel_accuracy']:.1f}"
     lines.append(f"real crops: mean |Laplacian| {real['sharpness']:.4f}{ceiling}")
     return "\n".join(lines)

@@ -45,11 +45,12 @@ class LPIPS(nn.Module):
         for k, width in enumerate(widths):
             key = f"lin{k}.weight"
             if key not in state or tuple(state[key].shape) != (1, width, 1, 1):
-                raise SpadekitError(f"{lin_weights}: expected tensor {key} of shape (1, {width}, 1, 1); run `python -m spadekit.weights --prepare --force`")
+                raise SpadekitError(f"{lin_weights}: expected tensor {key} of shape (1, {width}, 1, 1); "
+                                    "run `python -m spadekit.weights --prepare --force`")
             self.register_buffer(f"lin{k}", state[key].float())
         self.eval()
 
-    def train(self, mode: bool = True) -> "LPIPS":
+    def train(self, mode: bool = True) -> LPIPS:
         return super().train(False)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

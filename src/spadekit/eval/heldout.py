@@ -66,7 +66,7 @@ def palette_yaml() -> str:
     """The landscape label set as a folder dataset's palette.yaml: [{name, id, color}]."""
     from spadekit.labels import landscape_labels, rgb_to_hex
 
-    return "".join(f'- {{name: {l.name}, id: {l.id}, color: "{rgb_to_hex(l.color)}"}}\n' for l in landscape_labels().labels)
+    return "".join(f'- {{name: {label.name}, id: {label.id}, color: "{rgb_to_hex(label.color)}"}}\n' for label in landscape_labels().labels)
 
 
 def write_heldout_photos(out: str | Path, progress: bool = True) -> list[str]:
@@ -83,14 +83,16 @@ def write_heldout_photos(out: str | Path, progress: bool = True) -> list[str]:
         # Other files there would join the evaluation as if they were held-out photos.
         strangers = sorted(p.name for p in (out / sub).glob("*") if not p.name.startswith(".") and p.stem not in ids)
         if strangers:
-            raise SpadekitError(f"{out / sub} holds files that are not held-out photos ({', '.join(strangers[:3])}); give an empty or new --out folder")
+            raise SpadekitError(f"{out / sub} holds files that are not held-out photos ({', '.join(strangers[:3])}); "
+                                "give an empty or new --out folder")
     for entry in tqdm(entries, desc="heldout-photos", unit="photo", disable=not progress):
         photo = source / entry["photo"]
         if not photo.is_file():
             raise SpadekitError(f"{photo}: a held-out photo is missing from this installation; reinstall spadekit from a full checkout")
         with Image.open(photo) as image:
             if list(image.size) != list(entry["size"]):
-                raise SpadekitError(f"{photo}: {image.size[0]}x{image.size[1]} pixels, but its labels are drawn on {entry['size'][0]}x{entry['size'][1]}")
+                raise SpadekitError(f"{photo}: {image.size[0]}x{image.size[1]} pixels, but its labels are drawn on "
+                                    f"{entry['size'][0]}x{entry['size'][1]}; reinstall spadekit from a full checkout")
         labels = heldout_label_map(entry)
         atomic_write_bytes(out / "images" / f"{entry['id']}.jpg", photo.read_bytes())
         atomic_write_bytes(out / "labels" / f"{entry['id']}.png", png_bytes(Image.fromarray(labels, mode="L")))

@@ -32,10 +32,12 @@ from spadekit.eval.fid import (
     InceptionFeatures,
     fid_from_features,
     kernel_inception_distance,
-    kid_subset_size as used_kid_subset_size,
     load_cached_features,
     reference_key,
     save_cached_features,
+)
+from spadekit.eval.fid import (
+    kid_subset_size as used_kid_subset_size,
 )
 from spadekit.eval.pixels import mean_abs_laplacian, psnr
 from spadekit.eval.report import INCEPTION_NAME
@@ -125,7 +127,8 @@ def _check_models(pipes: dict, dataset) -> None:
         if dataset.label_set.names != labels.names or dataset.label_set.ids != labels.ids:
             raise SpadekitError(
                 f"the label set of the data at {dataset.root} ({dataset.label_set.name!r}, {dataset.label_set.num_classes} classes) "
-                f"differs from model {name}'s ({labels.name!r}, {labels.num_classes} classes); evaluate on data labelled like the model's training data"
+                f"differs from model {name}'s ({labels.name!r}, {labels.num_classes} classes); "
+                "evaluate on data labelled like the model's training data"
             )
         if tuple(pipe.size) != tuple(first.size):
             raise SpadekitError(

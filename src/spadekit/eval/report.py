@@ -24,10 +24,12 @@ from spadekit.eval.fid import (
     InceptionFeatures,
     fid_from_features,
     kernel_inception_distance,
-    kid_subset_size as used_kid_subset_size,
     load_cached_features,
     reference_key,
     save_cached_features,
+)
+from spadekit.eval.fid import (
+    kid_subset_size as used_kid_subset_size,
 )
 from spadekit.eval.segmentation import Segmenter, TrainedSegmenter, confusion_matrix, segmentation_scores
 
@@ -53,7 +55,8 @@ def eval_dataset(name: str, root, split: str | None, size: tuple[int, int], labe
     own = None
     if hasattr(cls, "find_palette") and cls.find_palette(root) is None:
         own = label_set
-    return build_dataset(name, root, split, label_set=own, contain_dontcare=label_set.contain_dontcare, transform=transform, random=False, limit=limit)
+    return build_dataset(name, root, split, label_set=own, contain_dontcare=label_set.contain_dontcare, transform=transform,
+                         random=False, limit=limit)
 
 
 def _to_uint8(images: torch.Tensor) -> torch.Tensor:
@@ -162,7 +165,8 @@ def evaluate(
             for images_u8, conf in ((fake_u8, fake_conf), (real_u8, real_conf)):
                 predicted = segmenter.predict(_from_uint8(images_u8)).cpu()
                 if predicted.numel() and (predicted.min() < 0 or predicted.max() >= num_classes):
-                    raise SpadekitError(f"segmenter {segmenter_name} predicts class {int(predicted.max())}; the model's label set has classes 0..{num_classes - 1}")
+                    raise SpadekitError(f"segmenter {segmenter_name} predicts class {int(predicted.max())}; "
+                                        f"the model's label set has classes 0..{num_classes - 1}")
                 conf += confusion_matrix(target, predicted, num_classes, ignore_index)
 
         # Diversity: num_seeds images of the first maps.
@@ -203,10 +207,12 @@ def evaluate(
         "num_images": int(len(fake_features)),
         "image_size": [height, width],
         "fid": fid_from_features(real_features, fake_features),
-        "kid": {"mean": kid_mean, "std": kid_std, "subsets": kid_subsets, "subset_size": used_kid_subset_size(kid_subset_size, len(real_features), len(fake_features))},
+        "kid": {"mean": kid_mean, "std": kid_std, "subsets": kid_subsets,
+                "subset_size": used_kid_subset_size(kid_subset_size, len(real_features), len(fake_features))},
         "segmentation": None,
         "diversity": None,
-        "settings": {"inception": INCEPTION_NAME, "resize": inception.resize, "seed": seed, "num_seeds": num_seeds, "reference_features_cached": not compute_real},
+        "settings": {"inception": INCEPTION_NAME, "resize": inception.resize, "seed": seed, "num_seeds": num_seeds,
+                     "reference_features_cached": not compute_real},
     }
     if segmenter is not None:
         scores = segmentation_scores(fake_conf, labels.names)

@@ -51,7 +51,8 @@ def confusion_matrix(target, prediction, num_classes: int, ignore_index: int | N
         target, prediction = target[keep], prediction[keep]
     for name, values in (("ground truth", target), ("prediction", prediction)):
         if values.size and (values.min() < 0 or values.max() >= num_classes):
-            raise SpadekitError(f"{name} holds class {int(values.max() if values.max() >= num_classes else values.min())}, outside 0..{num_classes - 1}")
+            bad = int(values.max() if values.max() >= num_classes else values.min())
+            raise SpadekitError(f"{name} holds class {bad}, outside 0..{num_classes - 1}")
     return np.bincount(target * num_classes + prediction, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
 
 
@@ -158,14 +159,15 @@ class TrainedSegmenter(nn.Module):
         return directory
 
     @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike, map_location: str | torch.device = "cpu") -> "TrainedSegmenter":
+    def from_pretrained(cls, directory: str | os.PathLike, map_location: str | torch.device = "cpu") -> TrainedSegmenter:
         """The segmenter saved in `directory` (the class its config names: U-Net or VGG16 head)."""
         from safetensors.torch import load_file
 
         directory = Path(directory)
         config_path, weights_path = directory / CONFIG_NAME, directory / WEIGHTS_NAME
         if not config_path.is_file() or not weights_path.is_file():
-            raise SpadekitError(f"{directory} is not a segmenter folder (needs {CONFIG_NAME} and {WEIGHTS_NAME}); train one with `spadekit train-segmenter`")
+            raise SpadekitError(f"{directory} is not a segmenter folder (needs {CONFIG_NAME} and {WEIGHTS_NAME}); "
+                                "train one with `spadekit train-segmenter`")
         try:
             config = SegmenterConfig(**json.loads(config_path.read_text()))
             model = build_segmenter(config)
