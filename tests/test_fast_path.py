@@ -251,8 +251,11 @@ def test_compiled_kernels_give_the_eager_output():
         spade_module.use_eager_kernels()
 
 
+# As the Pipeline, the trainer and the bench call it: with the models loaded. (With torch alone loaded,
+# glibc here went on faulting in fresh pages for these allocations even with the setting: measured.)
 ALLOCATE = """
 import resource, sys, torch
+import spadekit.models
 from spadekit.runtime_memory import keep_freed_memory
 kept = keep_freed_memory() if sys.argv[1] == "keep" else False
 for _ in range(3):  # 64 MB each, freed at once: the heap grows to its working size
