@@ -281,3 +281,17 @@ def test_keep_freed_memory_stops_large_tensors_faulting_in_fresh_pages():
     (kept_default, default), (kept, kept_faults) = faults("default"), faults("keep")
     assert kept_default == "False" and kept == "True"
     assert min(default) > 10_000 and statistics.median(kept_faults) < 1_000, (default, kept_faults)
+
+
+def test_inference_copy_of_a_model_in_the_middle_of_training():
+    # after a forward with gradients each spectral-norm layer holds a computed (non-leaf) weight; copying must not trip on it
+    torch.manual_seed(0)
+    model = SPADEModel(tiny_model_config(use_vae=False, norm="batch")).train()
+    semantic = torch.zeros(2, model.config.semantic_channels, *model.config.output_size)
+    semantic[:, 1] = 1
+    model.generator(semantic).square().mean().backward()
+    copy = inference_copy(model)
+    assert not has_spectral_norm(copy) and has_spectral_norm(model.generator)
+    model.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(copy.generator(semantic), model.generator(semantic), atol=1e-5, rtol=1e-4)

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from spadekit.layers.lookup import LabelConvTable
-from spadekit.layers.spectral_norm import fold_spectral_norm
+from spadekit.layers.spectral_norm import fold_spectral_norm, spectral_norm_hooks
 from spadekit.models.spade_model import SPADEModel
 
 
@@ -16,7 +16,13 @@ def inference_copy(model: nn.Module) -> nn.Module:
     folded into plain weights, channels_last memory. A SPADEModel's copy leaves out the discriminator.
     The plain computation: what `optimize_for_inference` is measured against."""
     skip = {id(model.discriminator): None} if isinstance(model, SPADEModel) and model.discriminator is not None else {}
-    net = copy.deepcopy(model, memo=skip)  # the memo maps the discriminator to None: it is not copied
+    # the memo maps the discriminator to None (it is not copied), and each spectral-norm layer's computed weight too:
+    # after a forward with gradients it is a non-leaf tensor that deepcopy refuses, and folding recomputes it anyway
+    for module, hook in spectral_norm_hooks(model):
+        weight = module.__dict__.get(hook.name)
+        if isinstance(weight, torch.Tensor):
+            skip[id(weight)] = None
+    net = copy.deepcopy(model, memo=skip)
     fold_spectral_norm(net.eval())
     return net.requires_grad_(False).to(memory_format=torch.channels_last)
 
