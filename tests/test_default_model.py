@@ -95,8 +95,9 @@ def test_warmer_or_cooler_style_photos_warm_or_cool_the_output(results, name):
     assert r["style_grades_followed"]["warmth"] >= 7 and r["style_grade_gain"]["warmth"] >= 0.05, r
 
 
-def test_the_landscape_segmenter_ships_with_the_model():
-    """`spadekit eval --model default` scores mIoU with the segmenter bundled in the model folder."""
+def test_the_composite_segmenter_ships_with_the_model():
+    """The model folder carries the segmenter trained on its own composites (`segmenter/`); `spadekit eval`
+    scores landscape models with the real-photo one instead (tests/test_eval_heldout.py)."""
     import json
 
     import torch
