@@ -62,7 +62,6 @@ def _count(page, name: str) -> int:
 
 def test_paint_generate_swap_a_label_and_generate_again(server, page):
     url, pipe, app = server
-    started = time.monotonic()
     page.goto(url)
     page.wait_for_function("document.body.dataset.ready === '1' && Number(document.querySelector('#result').dataset.generation) >= 1")
     assert page.is_visible("#banner"), "a random model must be announced"
@@ -123,4 +122,3 @@ def test_paint_generate_swap_a_label_and_generate_again(server, page):
     assert any("/api/generate" in u for u in aborted), "the stale request must be aborted"
     assert _generation(page) == generation + 1, "only the newest request's image is shown"
     assert not page.errors, page.errors
-    assert time.monotonic() - started < 60
