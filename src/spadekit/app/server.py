@@ -41,6 +41,7 @@ from starlette.requests import ClientDisconnect
 
 from spadekit import SpadekitError, __version__
 from spadekit.app import openapi
+from spadekit.app.canvas import add_canvas_routes
 from spadekit.app.parsing import (
     STYLE_FORMATS,
     APIError,
@@ -249,6 +250,8 @@ def create_app(
         if note:
             headers["X-Spadekit-Note"] = note
         return Response(png, media_type="image/png", headers=headers)
+
+    add_canvas_routes(app, pipeline, limits, read_body=read_body, run_job=run_job, busy=busy, decode_slots=decode_slots)
 
     @app.get("/", include_in_schema=False)
     async def index():
