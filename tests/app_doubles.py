@@ -163,8 +163,11 @@ class HookedPipeline:
     def load_label_map(self, source):
         return self.pipe.load_label_map(source)
 
-    def __call__(self, *args, **kwargs):
+    def run(self, *args, **kwargs):
         self.calls += 1
         if self.before_call is not None:
             self.before_call()
-        return self.pipe(*args, **kwargs)
+        return self.pipe.run(*args, **kwargs)
+
+    def __call__(self, *args, **kwargs):
+        return self.run(*args, **kwargs).images

@@ -1,6 +1,6 @@
-"""Reading requests to the app: the per-request limits, uploads (multipart bodies held in memory, base64),
-label maps as ids or images, seeds and label replacements. Every problem is an `APIError` with its
-status code and one clear message."""
+"""Reading requests to the app: the per-request limits, request bodies (read in memory up to the limit,
+never spooled to files), uploads (multipart, base64), label maps as ids or images, seeds and label
+replacements. Every problem is an `APIError` with its status code and one clear message."""
 from __future__ import annotations
 
 import base64
@@ -50,10 +50,50 @@ class APIError(Exception):
         self.headers = headers or {}
 
 
+async def read_limited_body(request, limits: Limits) -> bytes:
+    """The body of a Starlette request, refused with 413 as soon as it is known to be over the upload limit:
+    from its Content-Length before reading anything, else while it streams in (never held past the limit)."""
+    from starlette.requests import ClientDisconnect
+
+    length = request.headers.get("content-length")
+    if length is not None:
+        if not length.isdigit():
+            raise APIError(400, f"invalid Content-Length header {length[:20]!r}")
+        if int(length) > limits.max_upload_bytes:
+            raise APIError(413, f"request body is {int(length)} bytes, over the upload limit of {limits.max_upload_bytes} bytes",
+                           headers={"Connection": "close"})
+    chunks, size = [], 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limits.max_upload_bytes:
+                raise APIError(413, f"request body is over the upload limit of {limits.max_upload_bytes} bytes",
+                               headers={"Connection": "close"})
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise APIError(400, "the client went away while sending the body") from None
+    return b"".join(chunks)
+
+
+def header_text(text: str, limit: int = 1000) -> str:
+    """`text` as a response header value: one line of printable ASCII (others become '?'), at most `limit` characters."""
+    return "".join(c if " " <= c <= "~" else "?" for c in text[:limit])
+
+
+def _png_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from a PNG's IHDR chunk, None when `data` does not start like a PNG."""
+    if data[:8] != b"\x89PNG\r\n\x1a\n" or data[12:16] != b"IHDR" or len(data) < 24:
+        return None
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
 def open_upload(data: bytes, what: str, limits: Limits, formats: tuple[str, ...]) -> Image.Image:
     """Bytes -> a loaded PIL image, refusing non-images (422) and too many pixels (413) before decoding."""
     if not data:
         raise APIError(422, f"{what}: the upload is empty; send a PNG file")
+    size = _png_size(data)
+    if size is not None and 0 in size:
+        raise APIError(422, f"{what}: the PNG is {size[0]}x{size[1]} pixels, an image without pixels; send one of at least 1x1")
     try:
         return open_image(data, what, max_pixels=limits.max_pixels, formats=formats)
     except ImageTooLarge as error:
@@ -64,23 +104,38 @@ def open_upload(data: bytes, what: str, limits: Limits, formats: tuple[str, ...]
         raise APIError(422, str(error)) from None
 
 
+# Image modes that hold label ids (greyscale, palette) or colours exactly; others (CMYK, YCbCr, float...) do not.
+LABEL_MAP_MODES = ("1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "I", "I;16", "I;16B", "I;16L")
+SEND = "send label ids as an 8- or 16-bit greyscale or palette PNG, or the palette's colours as an RGB PNG"
+
+
+def _label_image(image: Image.Image) -> Image.Image:
+    """The upload as an image `load_label_map` reads exactly: transparent pixels and modes that cannot
+    hold label ids or colours are refused (422) naming the mode; opaque grey+alpha drops its alpha."""
+    mode = image.mode
+    if mode not in LABEL_MAP_MODES:
+        kind = f"{image.format} image" if image.format else "image"
+        raise APIError(422, f"label_map: a {kind} of mode {mode} cannot hold label ids or colours exactly; {SEND}")
+    if mode in ("LA", "La", "PA") or (mode == "P" and "transparency" in image.info):
+        alpha = np.asarray(image.convert("RGBA").getchannel("A") if mode == "P" else image.getchannel("A"))
+        if (alpha < 255).any():
+            raise APIError(422, f"label_map: the label map has {int((alpha < 255).sum())} transparent pixel(s); "
+                                "paint every pixel with a label (no transparency)")
+        if mode == "P":
+            return image
+        return image.convert("L") if mode != "PA" else image.convert("P")
+    return image
+
+
 def decode_label_map(pipeline, data: bytes, limits: Limits) -> np.ndarray:
     """An uploaded label map (ids or palette colours) -> raw ids, validated against the pipeline's labels."""
-    image = open_upload(data, "label_map", limits, LABEL_MAP_FORMATS)
+    image = _label_image(open_upload(data, "label_map", limits, LABEL_MAP_FORMATS))
     try:
         return pipeline.load_label_map(image)
     except SpadekitError as error:
+        if image.mode == "1":
+            raise APIError(422, f"{error}; a 1-bit (black and white) image holds only black and white, so {SEND}") from None
         raise APIError(422, str(error)) from None
-
-
-def fit(ids: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, str | None]:
-    """Nearest resize of an id map to (H, W), done here so the shared pipeline keeps no warnings."""
-    h, w = size
-    if ids.shape == (h, w):
-        return ids, None
-    rows = (np.arange(h) * ids.shape[0] // h).clip(0, ids.shape[0] - 1)
-    cols = (np.arange(w) * ids.shape[1] // w).clip(0, ids.shape[1] - 1)
-    return ids[rows][:, cols], f"label map resized from {ids.shape[1]}x{ids.shape[0]} to {w}x{h} (nearest)"
 
 
 def _b64(text: Any, field: str, limits: Limits) -> bytes:
@@ -160,7 +215,7 @@ def parse_multipart(body: bytes, content_type: str) -> dict[str, list[tuple[str 
     if not boundary:
         raise APIError(400, "multipart/form-data body without a boundary in its Content-Type header")
     fields: dict[str, list[tuple[str | None, bytes]]] = {}
-    state: dict[str, Any] = {}
+    state: dict[str, Any] = {"ended": False}
 
     def on_part_begin():
         state.update(headers={}, data=[], field=b"", value=b"")
@@ -190,15 +245,22 @@ def parse_multipart(body: bytes, content_type: str) -> dict[str, list[tuple[str 
             (None if filename is None else filename.decode("utf-8", "replace"), b"".join(state["data"]))
         )
 
+    def on_end():
+        state["ended"] = True
+
     parser = MultipartParser(boundary, {
         "on_part_begin": on_part_begin, "on_header_field": on_header_field, "on_header_value": on_header_value,
-        "on_header_end": on_header_end, "on_part_data": on_part_data, "on_part_end": on_part_end,
+        "on_header_end": on_header_end, "on_part_data": on_part_data, "on_part_end": on_part_end, "on_end": on_end,
     })
     try:
         parser.write(body)
         parser.finalize()
     except MultipartParseError as error:
         raise APIError(400, f"malformed multipart/form-data body ({error})") from None
+    if not state["ended"]:
+        closing = "--" + boundary.decode("latin-1")[:70] + "--"
+        raise APIError(400, f"the multipart/form-data body ends before its closing boundary {closing!r} "
+                            f"(a truncated upload of {len(body)} bytes?); send the whole body")
     return fields
 
 

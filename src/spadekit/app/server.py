@@ -37,7 +37,6 @@ from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from PIL import Image
-from starlette.requests import ClientDisconnect
 
 from spadekit import SpadekitError, __version__
 from spadekit.app import openapi
@@ -47,10 +46,11 @@ from spadekit.app.parsing import (
     APIError,
     Limits,
     decode_label_map,
-    fit,
+    header_text,
     open_upload,
     parse_generate,
     parse_multipart,
+    read_limited_body,
     replacements,
 )
 from spadekit.app.pool import Cancelled, InferencePool
@@ -72,7 +72,7 @@ def create_app(
     scenes_dir: Path | None | str = "package",
     static_dir: Path = STATIC_DIR,
 ):
-    """The FastAPI app serving `pipeline` (anything with info(), labels, size, load_label_map and __call__).
+    """The FastAPI app serving `pipeline` (anything with info(), labels, size, load_label_map and run).
 
     max_workers: inference threads; max_queue: requests that may wait for one (then 503).
     limits: upload bytes and pixels per image. random_model: say in /api/info and the page that
@@ -108,22 +108,7 @@ def create_app(
         return JSONResponse({"detail": error.message}, status_code=error.status, headers=error.headers)
 
     async def read_body(request: Request) -> bytes:
-        length = request.headers.get("content-length")
-        if length is not None:
-            if not length.isdigit():
-                raise APIError(400, f"invalid Content-Length header {length[:20]!r}")
-            if int(length) > limits.max_upload_bytes:
-                raise APIError(413, f"request body is {int(length)} bytes, over the upload limit of {limits.max_upload_bytes} bytes")
-        chunks, size = [], 0
-        try:
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > limits.max_upload_bytes:
-                    raise APIError(413, f"request body is over the upload limit of {limits.max_upload_bytes} bytes")
-                chunks.append(chunk)
-        except ClientDisconnect:
-            raise APIError(400, "the client went away while sending the body") from None
-        return b"".join(chunks)
+        return await read_limited_body(request, limits)
 
     def busy() -> APIError:
         wait = pool.retry_after()
@@ -228,18 +213,17 @@ def create_app(
         ids, style = await asyncio.to_thread(decode)
         for source, target in pairs:
             ids = np.where(ids == source, target, ids)
-        ids, note = fit(ids, tuple(pipeline.size))
 
         def job(cancelled: threading.Event):
             start = time.perf_counter()
             try:
-                image = pipeline(ids, seed=parsed.seed, style_image=style)[0]
+                result = pipeline.run(ids, seed=parsed.seed, style_image=style)  # resizes the map to the model's size
             except SpadekitError as error:
                 raise APIError(422, str(error)) from None
-            return png_bytes(image, compress_level=1), time.perf_counter() - start
+            return png_bytes(result.images[0], compress_level=1), "; ".join(result.notes), time.perf_counter() - start
 
         queued = time.perf_counter()
-        png, seconds = await run_job(request, job)
+        png, note, seconds = await run_job(request, job)
         headers = {
             "X-Seed": str(parsed.seed),
             "X-Inference-Ms": f"{seconds * 1000:.1f}",
@@ -248,7 +232,7 @@ def create_app(
             "Cache-Control": "no-store",
         }
         if note:
-            headers["X-Spadekit-Note"] = note
+            headers["X-Spadekit-Note"] = header_text(note)
         return Response(png, media_type="image/png", headers=headers)
 
     add_canvas_routes(app, pipeline, limits, read_body=read_body, run_job=run_job, busy=busy, decode_slots=decode_slots)
