@@ -112,13 +112,13 @@ def test_paint_generate_swap_a_label_and_generate_again(server, page):
 
     # a newer request aborts the one in flight; the page shows progress meanwhile
     aborted = []
-    page.on("requestfailed", lambda request: aborted.append(request.url) if "/api/generate" in request.url else None)
-    with page.expect_request("**/api/generate"):
+    page.on("requestfailed", lambda request: aborted.append(request.url) if "/api/render" in request.url else None)
+    with page.expect_request("**/api/render"):
         page.keyboard.press("n")
     assert page.is_visible("#busy")
     page.keyboard.press("n")
     _wait_new_result(page, generation)
     page.wait_for_timeout(100)
-    assert any("/api/generate" in u for u in aborted), "the stale request must be aborted"
+    assert any("/api/render" in u for u in aborted), "the stale request must be aborted"
     assert _generation(page) == generation + 1, "only the newest request's image is shown"
     assert not page.errors, page.errors
