@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -80,23 +81,34 @@ def header_text(text: str, limit: int = 1000) -> str:
     return "".join(c if " " <= c <= "~" else "?" for c in text[:limit])
 
 
-def _png_size(data: bytes) -> tuple[int, int] | None:
-    """(width, height) from a PNG's IHDR chunk, None when `data` does not start like a PNG."""
-    if data[:8] != b"\x89PNG\r\n\x1a\n" or data[12:16] != b"IHDR" or len(data) < 24:
-        return None
-    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+def _header_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from a PNG's IHDR chunk or a GIF's screen descriptor; None for other data."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR" and len(data) >= 24:
+        return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    if data[:6] in (b"GIF87a", b"GIF89a") and len(data) >= 10:
+        return int.from_bytes(data[6:8], "little"), int.from_bytes(data[8:10], "little")
+    return None
 
 
 def open_upload(data: bytes, what: str, limits: Limits, formats: tuple[str, ...]) -> Image.Image:
     """Bytes -> a loaded PIL image, refusing non-images (422) and too many pixels (413) before decoding."""
     if not data:
         raise APIError(422, f"{what}: the upload is empty; send a PNG file")
-    size = _png_size(data)
-    if size is not None and 0 in size:
-        raise APIError(422, f"{what}: the PNG is {size[0]}x{size[1]} pixels, an image without pixels; send one of at least 1x1")
+    size = _header_size(data)
+    if size is not None:  # from the header, before Pillow's own decompression-bomb check words it in its limit
+        width, height = size
+        if width * height == 0:
+            raise APIError(422, f"{what}: the image is {width}x{height} pixels, an image without pixels; send one of at least 1x1")
+        if width * height > limits.max_pixels:
+            raise APIError(413, f"{what}: {width}x{height} = {width * height} pixels is over the limit of {limits.max_pixels}; "
+                                "shrink the image")
     try:
         return open_image(data, what, max_pixels=limits.max_pixels, formats=formats)
     except ImageTooLarge as error:
+        claimed = re.search(r"\((\d+) pixels\)", str(error))  # Pillow's bomb message names the pixels only
+        if claimed:
+            raise APIError(413, f"{what}: refused as a possible decompression bomb: its header says {claimed.group(1)} pixels, "
+                                f"over the limit of {limits.max_pixels}; shrink the image") from None
         raise APIError(413, str(error)) from None
     except SpadekitError as error:
         if data[:3] == b"\xff\xd8\xff" and "JPEG" not in formats:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import sys
 
 from spadekit.imageio import MAX_PIXELS
 
@@ -14,7 +15,8 @@ def register(subparsers) -> None:
     )
     parser.add_argument("--model", default="default", help="model folder or bundled name (default: the bundled landscape model; "
                         "a random small model when it is not installed)")
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only; "
+                        "0.0.0.0 or a network address lets other machines in, with a warning: there is no authentication)")
     parser.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
     parser.add_argument("--workers", type=int, default=1, help="inference threads (default 1)")
     parser.add_argument("--queue", type=int, default=8, help="requests that may wait for a worker before the server answers 503 (default 8)")
@@ -53,6 +55,25 @@ def _check_port(host: str, port: int) -> int:
         return probe.getsockname()[1]
 
 
+def bind_warning(host: str) -> str | None:
+    """The warning to print for a listening address other machines can reach; None for this machine only."""
+    if host in ("0.0.0.0", "::", ""):
+        reach = "every network interface of this machine, so other machines can reach this server"
+    else:
+        try:
+            addresses = {ipaddress.ip_address(host)}
+        except ValueError:  # a host name: what it resolves to
+            try:
+                addresses = {ipaddress.ip_address(info[4][0].split("%")[0]) for info in socket.getaddrinfo(host, None)}
+            except (OSError, ValueError):
+                addresses = set()
+        if addresses and all(address.is_loopback for address in addresses):
+            return None
+        reach = "an address other machines can reach"
+    return (f"warning: --host {host} listens on {reach}; the app has no authentication or encryption. "
+            "Leave out --host (127.0.0.1, this machine only) unless you mean to share it.")
+
+
 def run(args) -> int:
     from spadekit import SpadekitError
 
@@ -81,12 +102,9 @@ def run(args) -> int:
               "model, so images show the app working, not a trained result.")
     app = create_app(pipe, max_workers=args.workers, max_queue=args.queue, limits=limits, random_model=is_random,
                      model_name="random (untrained)" if is_random else args.model)
-    try:
-        public = not ipaddress.ip_address(args.host).is_loopback
-    except ValueError:
-        public = args.host != "localhost"
-    if public:
-        print(f"warning: listening on {args.host}: other machines can reach this server; it has no authentication.")
+    warning = bind_warning(args.host)
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
     shown = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
     print(f"spadekit serve: open http://{shown}:{port}/ (API docs at /docs); Ctrl+C stops", flush=True)
     config = uvicorn.Config(app, host=args.host, port=port, log_level="info", access_log=False)
