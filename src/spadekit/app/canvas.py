@@ -101,13 +101,28 @@ class Upscaler(Protocol):
     def __call__(self, image: Image.Image, scale: int) -> Image.Image: ...
 
 
+class _BundledUpscaler:
+    """The bundled 4x network as an `Upscaler` (2x is its 4x result shrunk by 2, as `spadekit upscale` does)."""
+
+    scales = UPSCALES
+
+    def __init__(self, model, upscale_image: Callable):
+        self.model = model
+        self._upscale_image = upscale_image
+
+    def __call__(self, image: Image.Image, scale: int) -> Image.Image:
+        return self._upscale_image(self.model, image, scale)
+
+
 def bundled_upscaler() -> Upscaler | None:
     """The bundled `upscaler-x4` as an `Upscaler`, or None where this installation has none."""
     try:
-        from spadekit.upscale import Upscaler as Model  # noqa: F401  (present once the upscaler is installed)
+        from spadekit.upscale import bundled_upscaler_path, load_upscaler, upscale_image
     except ImportError:
         return None
-    return None
+    if bundled_upscaler_path() is None:
+        return None
+    return _BundledUpscaler(load_upscaler(), upscale_image)
 
 
 # ---- sizes ---------------------------------------------------------------------------------------
@@ -277,7 +292,7 @@ def encode_layer(ids: np.ndarray, labels) -> bytes:
     rgba[..., :3] = labels.colorize(np.where(opaque, ids, 0))
     rgba[..., :3][~opaque] = 0
     rgba[..., 3] = np.where(opaque, 255, 0)
-    return png_bytes(Image.fromarray(rgba, "RGBA"), compress_level=6)
+    return png_bytes(Image.fromarray(rgba), compress_level=6)  # [H,W,4] uint8: mode RGBA
 
 
 def decode_layer(data: bytes, what: str, labels, limits: Limits, size: tuple[int, int]) -> np.ndarray:
@@ -432,8 +447,8 @@ def write_project(settings: dict, layers: list[np.ndarray], labels, style: tuple
 def id_png(ids: np.ndarray) -> bytes:
     """Raw ids as a greyscale PNG: 8-bit when every id fits, else 16-bit."""
     if ids.max(initial=0) <= 255:
-        return png_bytes(Image.fromarray(ids.astype(np.uint8), "L"))
-    return png_bytes(Image.fromarray(ids.astype(np.uint16), "I;16"))
+        return png_bytes(Image.fromarray(ids.astype(np.uint8)))  # mode L
+    return png_bytes(Image.fromarray(ids.astype(np.uint16)))  # mode I;16
 
 
 # ---- routes --------------------------------------------------------------------------------------
@@ -471,23 +486,22 @@ def add_canvas_routes(app: FastAPI, pipeline, limits: Limits, *, read_body: Call
                       canvas_limits: CanvasLimits | None = None, styles_dir: Path | None = STYLES_DIR) -> None:
     """Add the canvas endpoints to `app` (made by `server.create_app`, whose body reader, job runner and
     busy answer they share). The upscaler is the bundled one, loaded on first use; set
-    `app.state.canvas.upscaler` to use another."""
+    `app.state.canvas.upscaler` to use another, `app.state.canvas.canvas_limits` for other limits."""
     canvas_limits = canvas_limits or CanvasLimits()
     state = CanvasState(pipeline, limits, canvas_limits, StyleGallery(styles_dir, limits, canvas_limits))
     app.state.canvas = state
     state.pool_full = app.state.pool.full
     labels = pipeline.labels
-    choices = size_choices(tuple(pipeline.size), canvas_limits)
 
     @app.get("/api/canvas", summary="Canvas tools: size choices, upscale scales, project format, limits")
     async def canvas_info():
         upscaler = await asyncio.to_thread(state.get_upscaler)
         return {
-            "sizes": choices, "default_size": choices[0]["name"],
+            "sizes": (sizes := state.choices()), "default_size": sizes[0]["name"],
             "upscale": {"available": upscaler is not None, "scales": list(upscaler.scales) if upscaler else []},
             "style_gallery": bool(pipeline.info().get("style_image")),
             "project": {"format": PROJECT_FORMAT, "version": PROJECT_VERSION, "suffix": PROJECT_SUFFIX},
-            "limits": canvas_limits.describe(),
+            "limits": state.canvas_limits.describe(),
         }
 
     @app.post("/api/render", summary="Generate an image at a size choice, optionally in a gallery style",
@@ -497,7 +511,7 @@ def add_canvas_routes(app: FastAPI, pipeline, limits: Limits, *, read_body: Call
         body = await read_body(request)
         fields = _only_multipart(request, body, {"label_map", "size", "seed", "style", "style_image"}, "label_map file")
         label_png = _file(fields, "label_map", "upload the label map (the composite of the visible layers) as a PNG")
-        size = parse_size(_text(fields, "size", choices[0]["name"]), choices, canvas_limits)
+        size = parse_size(_text(fields, "size", state.choices()[0]["name"]), state.choices(), state.canvas_limits)
         seed = parse_seed((_text(fields, "seed", "") or "").strip())
         style_key = (_text(fields, "style", "") or "").strip() or None
         style_png = fields["style_image"][0][1] if fields.get("style_image") and fields["style_image"][0][1] else None
@@ -541,7 +555,7 @@ def add_canvas_routes(app: FastAPI, pipeline, limits: Limits, *, read_body: Call
     @app.get("/api/styles", summary="The style gallery: bundled presets, then uploads")
     async def list_styles():
         return {"styles": await asyncio.to_thread(state.gallery.entries),
-                "max_uploads": canvas_limits.max_style_uploads}
+                "max_uploads": state.gallery.max_uploads}
 
     @app.get("/api/styles/{style_id}/thumbnail", summary="A style's thumbnail (JPEG)",
              responses={"200": {"content": openapi.JPEG}, "404": {"description": "no such style", "content": openapi.ERROR}},
@@ -597,9 +611,9 @@ def add_canvas_routes(app: FastAPI, pipeline, limits: Limits, *, read_body: Call
 
         image = await asyncio.to_thread(decode)
         out_pixels = image.width * image.height * scale * scale
-        if out_pixels > canvas_limits.max_upscaled_pixels:
+        if out_pixels > state.canvas_limits.max_upscaled_pixels:
             raise APIError(413, f"image: {image.width}x{image.height} upscaled {scale}x is {out_pixels} pixels, over the "
-                                f"limit of {canvas_limits.max_upscaled_pixels}; use a smaller image or scale")
+                                f"limit of {state.canvas_limits.max_upscaled_pixels}; use a smaller image or scale")
 
         def job(cancelled: threading.Event):
             start = time.perf_counter()
@@ -624,7 +638,7 @@ def add_canvas_routes(app: FastAPI, pipeline, limits: Limits, *, read_body: Call
             meta = json.loads(_file(fields, "project", "send the settings as JSON text in the 'project' field"))
         except (ValueError, RecursionError) as error:
             raise APIError(422, f"project: not valid JSON ({str(error)[:80]})") from None
-        settings = _settings(meta, labels, choices, canvas_limits, "project")
+        settings = _settings(meta, labels, state.choices(), state.canvas_limits, "project")
         pngs = [data for _, data in fields.get("layer", [])]
         if len(pngs) != len(settings["layers"]):
             raise APIError(422, f"project lists {len(settings['layers'])} layer(s) but {len(pngs)} 'layer' file(s) came; "
@@ -642,8 +656,8 @@ def add_canvas_routes(app: FastAPI, pipeline, limits: Limits, *, read_body: Call
                 return write_project(settings, layers, labels, style)
 
         data = await asyncio.to_thread(work)
-        if len(data) > canvas_limits.max_project_bytes:
-            raise APIError(413, f"the project file would be {len(data)} bytes, over the limit of {canvas_limits.max_project_bytes}")
+        if len(data) > state.canvas_limits.max_project_bytes:
+            raise APIError(413, f"the project file would be {len(data)} bytes, over the limit of {state.canvas_limits.max_project_bytes}")
         return Response(data, media_type="application/zip", headers={
             "Content-Disposition": f'attachment; filename="painting{PROJECT_SUFFIX}"', "Cache-Control": "no-store"})
 
@@ -656,7 +670,7 @@ def add_canvas_routes(app: FastAPI, pipeline, limits: Limits, *, read_body: Call
 
         def work():
             with decode_slots:
-                project = read_project(data, labels, limits, choices, canvas_limits)
+                project = read_project(data, labels, limits, state.choices(), state.canvas_limits)
                 notes = []
                 if project["style_png"] is not None:
                     project["style"] = state.gallery.add(project["style_png"], project.pop("style_name", ""),
@@ -691,7 +705,7 @@ def add_canvas_routes(app: FastAPI, pipeline, limits: Limits, *, read_body: Call
                 if fields.get("label_map"):
                     ids = decode_label_map(pipeline, _file(fields, "label_map", "upload a PNG label map"), limits)
                 else:
-                    project = read_project(_file(fields, "project", "upload a project file"), labels, limits, choices, canvas_limits)
+                    project = read_project(_file(fields, "project", "upload a project file"), labels, limits, state.choices(), state.canvas_limits)
                     ids = composite([(layer["ids"], layer["visible"]) for layer in project["layers"]], project["background"])
                 png = png_bytes(colorize(ids, labels)) if kind == "color" else id_png(ids)
                 return png, ids.shape
@@ -715,6 +729,9 @@ class CanvasState:
         self.upscaler: Any = self._UNSET
         self.pool_full: Callable[[], bool] = lambda: False  # set to the server pool's full()
         self._lock = threading.Lock()
+
+    def choices(self) -> list[dict]:
+        return size_choices(tuple(self.pipeline.size), self.canvas_limits)
 
     def get_upscaler(self) -> Upscaler | None:
         with self._lock:
