@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.spadekit-installed
 
-.PHONY: demo test test-fast lint bench setup browser-deps clean
+.PHONY: demo test test-fast lint bench soak setup browser-deps clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -37,6 +37,10 @@ lint: $(STAMP)
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow and not browser and not distributed"
+
+# The app server under 8 clients on mixed endpoints for 10 minutes (make test runs the same soak for 60 s).
+soak: $(STAMP)
+	SPADEKIT_SOAK_SECONDS=600 $(PY) -m pytest -q -s -p no:cacheprovider tests/test_app_soak.py
 
 # Speed and memory: fast path vs plain eager float32, same run (stop other CPU work first).
 bench: $(STAMP)

@@ -261,6 +261,23 @@ def test_serve_command_loads_models_and_refuses_bad_options(tmp_path, pipe, caps
     assert f"--max-pixels: the pixel limit must lie in 1..{MAX_PIXELS}" in capsys.readouterr().err
 
 
+def _listening_on(port: int) -> list[str]:
+    """The local addresses of the sockets listening on `port`, from the kernel's tables (Linux)."""
+    import ipaddress
+
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as rows:
+            for row in rows.read().splitlines()[1:]:
+                local, state = row.split()[1], row.split()[3]
+                address, local_port = local.split(":")
+                if state == "0A" and int(local_port, 16) == port:  # 0A: LISTEN
+                    raw = bytes.fromhex(address)
+                    words = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))  # stored as host-order words
+                    found.append(str(ipaddress.ip_address(words)))
+    return found
+
+
 def test_serve_command_starts_a_server(tmp_path):
     import subprocess
     import sys
@@ -285,6 +302,7 @@ def test_serve_command_starts_a_server(tmp_path):
                 assert time.monotonic() < deadline, "spadekit serve did not answer"
                 time.sleep(0.2)
         assert info["label_set"] == "tiny" and info["random_model"] is False and (info["height"], info["width"]) == (64, 64)
+        assert _listening_on(port) == ["127.0.0.1"], "without --host the server listens on loopback only"
         ids = np.zeros((64, 64), np.int64)
         ids[32:] = 1
         assert httpx.post(f"{url}/api/generate", json={"labels": ids.tolist()}, timeout=30).headers["content-type"] == "image/png"

@@ -7,6 +7,7 @@ import base64
 import binascii
 import json
 import re
+import zlib
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -81,20 +82,20 @@ def header_text(text: str, limit: int = 1000) -> str:
     return "".join(c if " " <= c <= "~" else "?" for c in text[:limit])
 
 
-def _header_size(data: bytes) -> tuple[int, int] | None:
-    """(width, height) from a PNG's IHDR chunk or a GIF's screen descriptor; None for other data."""
-    if data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR" and len(data) >= 24:
-        return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
-    if data[:6] in (b"GIF87a", b"GIF89a") and len(data) >= 10:
-        return int.from_bytes(data[6:8], "little"), int.from_bytes(data[8:10], "little")
-    return None
+def _png_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from a PNG's IHDR chunk (checksum included); None for other data."""
+    if data[:8] != b"\x89PNG\r\n\x1a\n" or data[8:16] != b"\0\0\0\x0dIHDR" or len(data) < 33:
+        return None
+    if zlib.crc32(data[12:29]) != int.from_bytes(data[29:33], "big"):
+        return None  # a damaged header: Pillow names it
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
 
 
 def open_upload(data: bytes, what: str, limits: Limits, formats: tuple[str, ...]) -> Image.Image:
     """Bytes -> a loaded PIL image, refusing non-images (422) and too many pixels (413) before decoding."""
     if not data:
         raise APIError(422, f"{what}: the upload is empty; send a PNG file")
-    size = _header_size(data)
+    size = _png_size(data)
     if size is not None:  # from the header, before Pillow's own decompression-bomb check words it in its limit
         width, height = size
         if width * height == 0:
