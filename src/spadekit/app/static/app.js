@@ -22,7 +22,7 @@
     seed: 0, styleId: null, styles: [],
     timer: null, controller: null, requestSeq: 0, lastMs: 800, busySince: 0,
     generation: 0, resultUrl: null, resultBlob: null, resultHash: null, resultSize: null, upscaled: 0,
-    lastRequestBytes: 0, layerCounter: 0,
+    lastRequestBytes: 0, layerCounter: 0, projectsOpened: 0,
   };
   window.spadekitApp = app; // for tests and the curious
 
@@ -655,8 +655,9 @@
     selectStyle(project.style, false);
     showError(project.notes && project.notes.length ? project.notes.join("; ") : null);
     renderLayers(); render();
-    $("#status").textContent = `opened ${file.name}: ${layers.length} layer(s) at ${project.width}×${project.height}`;
     await generate();
+    app.projectsOpened += 1;
+    $("#status").textContent = `opened ${file.name}: ${layers.length} layer(s) at ${project.width}×${project.height}`;
   }
 
   function newProject() {
