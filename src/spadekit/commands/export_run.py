@@ -15,7 +15,7 @@ def register(subparsers) -> None:
 def run(args) -> int:
     import torch
 
-    from spadekit.train.loop import export_run
+    from spadekit.train.export import export_run
 
     step, path = export_run(args.run_dir, args.out, use_ema=not args.no_ema, dtype=torch.float16 if args.float16 else None)
     print(f"exported step {step} of {args.run_dir} -> {path}")

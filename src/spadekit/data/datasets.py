@@ -214,6 +214,9 @@ class SegmentationDataset(torch.utils.data.Dataset):
         `np.random.default_rng([seed, epoch, index])`, so loading is reproducible for any number
         of workers; call `set_epoch` to change the draw between epochs.
     limit: keep only the first `limit` samples (sorted by name).
+    skip_bad_files: an item whose files cannot be read is replaced by the next readable one, and
+        item["skipped"] says why (the error, naming the file; "" for items read as asked), so a
+        trainer can count and report them; off (the default): the error is raised.
     """
 
     name = "base"
@@ -233,8 +236,10 @@ class SegmentationDataset(torch.utils.data.Dataset):
         seed: int = 0,
         limit: int | None = None,
         max_pixels: int = MAX_PIXELS,
+        skip_bad_files: bool = False,
     ):
         self.root = Path(root)
+        self.skip_bad_files = bool(skip_bad_files)
         if not self.root.is_dir():
             raise SpadekitError(f"{self.root}: dataset folder not found")
         self.split = split
@@ -333,6 +338,19 @@ class SegmentationDataset(torch.utils.data.Dataset):
         return photo, channels, instance
 
     def __getitem__(self, index: int) -> dict:
+        if not self.skip_bad_files:
+            return self._item(index)
+        try:
+            return {**self._item(index), "skipped": ""}
+        except SpadekitError as error:
+            for offset in range(1, len(self)):
+                try:
+                    return {**self._item((index + offset) % len(self)), "skipped": str(error)}
+                except SpadekitError:
+                    continue
+            raise SpadekitError(f"{self.root}: none of the {len(self)} pairs can be read ({error})") from None
+
+    def _item(self, index: int) -> dict:
         photo, channels, instance = self.load_arrays(index)
         rng = np.random.default_rng([self.seed, self.epoch, index])
         photo, channels, instance = self.transform(photo, channels, instance, rng=rng, random=self.random)
@@ -673,6 +691,6 @@ def build_dataset(name: str, root, split: str = "train", **options) -> Segmentat
     """Build a dataset by name ("ade20k", "ade20k-outdoor", "coco-stuff", "cityscapes", "folder").
 
     options: label_set, contain_dontcare, instances, transform (TransformConfig), random, seed,
-    limit, max_pixels; see SegmentationDataset.
+    limit, max_pixels, skip_bad_files; see SegmentationDataset.
     """
     return dataset_class(name)(root, split, **options)

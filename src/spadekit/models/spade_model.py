@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -20,6 +21,9 @@ from spadekit.semantic import instance_edges, semantic_map
 
 CONFIG_NAME = "config.json"
 NETWORKS = ("generator", "encoder", "discriminator")
+PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".pkl")
+# A pickle starts with PROTO (0x80) and its version; torch.save's files are zip archives of one.
+_PICKLE_MAGIC = (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05", b"PK\x03\x04")
 
 
 class SPADEModel(nn.Module):
@@ -108,19 +112,48 @@ class SPADEModel(nn.Module):
                 "(import official checkpoints with `spadekit import-nvlabs SRC OUT`)"
             )
         try:
-            config = ModelConfig.from_dict(json.loads(config_path.read_text()))
-        except (ValueError, KeyError, TypeError) as error:
+            config = ModelConfig.from_dict(json.loads(config_path.read_text(encoding="utf-8")))
+        except OSError as error:
+            raise SpadekitError(f"{config_path}: cannot read it ({error.strerror or error})") from None
+        except (ValueError, KeyError, TypeError, AttributeError) as error:
             raise SpadekitError(f"{config_path}: not a valid spadekit model config ({error})") from None
         present = {name: (directory / f"{name}.safetensors").is_file() for name in NETWORKS}
         if not present["generator"]:
-            raise SpadekitError(f"{directory / 'generator.safetensors'} is missing: a model folder needs the generator's weights")
+            pickles = [p.name for p in sorted(directory.glob("generator*")) if p.suffix.lower() in PICKLE_SUFFIXES]
+            found = (f" (there is {pickles[0]}, a pickle: spadekit never loads pickles, which can run code; "
+                     "a spadekit model folder holds .safetensors files)") if pickles else ""
+            raise SpadekitError(f"{directory / 'generator.safetensors'} is missing: a model folder needs the generator's weights{found}")
         model = cls(config, with_encoder=present["encoder"], with_discriminator=present["discriminator"])
         for name in NETWORKS:
             net = getattr(model, name)
             if net is not None:
                 path = directory / f"{name}.safetensors"
-                load_state(net, load_file(str(path), device=str(map_location)), str(path))
+                load_state(net, read_weights(path, map_location), str(path))
         return model.to(map_location)
+
+
+def read_weights(path: str | os.PathLike, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+    """The tensors of a .safetensors file. Nothing in the file is ever run: a pickle (a PyTorch .pt file under
+    this name) is refused from its first bytes, and a damaged or altered file (a header that does not fit
+    the data, a truncated file) is a SpadekitError naming it."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(4)
+    except OSError as error:
+        raise SpadekitError(f"{path}: cannot read it ({error.strerror or error})") from None
+    if head.startswith(_PICKLE_MAGIC):
+        raise SpadekitError(
+            f"{path} is a pickle (a PyTorch checkpoint), not a safetensors file; refused without loading it: pickles "
+            "can run code. Use a model folder written by spadekit (save_pretrained, export-run, import-nvlabs)"
+        )
+    try:
+        return load_file(str(path), device=str(device))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as error:
+        raise SpadekitError(
+            f"{path} is not a valid safetensors file ({str(error).strip().splitlines()[0]}): it is damaged, truncated or "
+            "was altered; write the model folder again"
+        ) from None
 
 
 def load_state(

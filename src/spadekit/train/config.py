@@ -40,6 +40,8 @@ class DataConfig:
     limit: use only the first N pairs (None = all); for smoke runs.
     color_grading: random global colour grade of training photos (0 = off, 1 = typical; see
         `spadekit.data.transforms.TransformConfig`): what a style photo can then steer.
+    skip_bad_files: a training pair whose file cannot be read (truncated, damaged, gone) is replaced by
+        the next readable one, with a note naming the file and a count; off: the run stops naming it.
     """
 
     dataset: str = "folder"
@@ -55,6 +57,7 @@ class DataConfig:
     num_workers: int = 2
     limit: int | None = None
     color_grading: float = 0.0
+    skip_bad_files: bool = False
 
 
 @dataclass
@@ -97,6 +100,9 @@ class OptimConfig:
     labelmix: weight of OASIS's LabelMix consistency loss (10 in the paper; 0 = off), with
         model.d_arch oasis. That discriminator brings its own losses (class-balanced N+1
         cross-entropy instead of gan_mode) and no features to match (lambda_feat 0).
+    skip_nonfinite: a step whose losses are NaN or Inf stops the run (0), or has its updates skipped, at
+        most this many times over the run (the run stops at the next one). A checkpoint with a
+        non-finite weight is never written.
     """
 
     gan_mode: str = "hinge"
@@ -133,6 +139,7 @@ class OptimConfig:
     ada_target: float = 0.0
     ada_ramp_images: int = 10000
     labelmix: float = 0.0
+    skip_nonfinite: int = 0
 
     @property
     def learning_rates(self) -> tuple[float, float]:
@@ -291,6 +298,8 @@ def validate(config: TrainConfig, source: str = "config") -> None:
         value = getattr(t, key)
         if value is not None and value < 1:
             fail(f"train.{key}", f"must be a positive integer, got {value}")
+    if t.skip_nonfinite < 0:
+        fail("train.skip_nonfinite", f"is how many non-finite steps may be skipped (0 = stop at the first), got {t.skip_nonfinite}")
     if not 0.0 <= t.decay_start <= 1.0:
         fail("train.decay_start", f"is a fraction of training in [0, 1], got {t.decay_start}")
     if t.ema_decay is not None and not 0.0 <= t.ema_decay < 1.0:
@@ -400,6 +409,6 @@ def load_config(path: str | os.PathLike | None, overrides: list[str] | tuple[str
 
 
 def save_config(config: TrainConfig, path: str | Path) -> None:
-    from spadekit.train.checkpoint import atomic_write_text
+    from spadekit.fileio import atomic_write_text
 
-    atomic_write_text(Path(path), yaml.safe_dump(config.to_dict(), sort_keys=False))
+    atomic_write_text(Path(path), yaml.safe_dump(config.to_dict(), sort_keys=False), what="the run's config")

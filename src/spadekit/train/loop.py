@@ -7,6 +7,13 @@
 resumable micro-batches), `steps` (the G and D updates, the EMA), `monitor` (progress bar, metrics,
 TensorBoard, sample grids), `export` (model folders), `checkpoint` and `distributed`.
 
+What goes wrong ends with one SpadekitError that says what, where, and how to go on (the faults
+and their tests: docs/reliability.md): a second trainer on the folder is refused (RUN_DIR/.lock); an
+unreadable newest checkpoint is set aside and the newest good one resumed; NaN / Inf losses stop the
+run before their update (or skip it, train.skip_nonfinite times) and no checkpoint with a non-finite
+weight is written; a full disk, an unreadable training file or a dead data worker stop it with the
+newest checkpoint intact.
+
 One step = one global batch (split over processes and over `grad_accum` micro-batches). D is
 updated every step, G every `d_steps_per_g` steps; the D step reuses the (detached) fakes of the G
 step. All randomness of a step comes from seeded generators whose states are checkpointed: data
@@ -16,6 +23,7 @@ on N processes, computes what one uninterrupted process would.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import math
@@ -24,6 +32,7 @@ import random
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,16 +42,16 @@ from torch import nn
 
 from spadekit import SpadekitError
 from spadekit.augment import DiscriminatorAugment
+from spadekit.fileio import WriteError
 from spadekit.labels import LabelSet
 from spadekit.models import SPADEModel
-from spadekit.models.spade_model import load_state
+from spadekit.models.spade_model import load_state, read_weights
 from spadekit.precision import fast_bf16, resolve_training_precision
 from spadekit.train import checkpoint as ckpt
 from spadekit.train import distributed as dist_utils
 from spadekit.train.batching import EpochBatches, StepLayout, build_dataset, step_inputs
 from spadekit.train.config import TrainConfig, save_config
 from spadekit.train.export import export_model
-from spadekit.train.export import export_run as export_run  # `spadekit export-run` imports it from here
 from spadekit.train.monitor import Monitor, fixed_sample_batch, render_samples
 from spadekit.train.steps import GeneratorStep, discriminator_step, ema_update, generator_step
 
@@ -55,8 +64,6 @@ def load_init_weights(model: SPADEModel, folder: str | os.PathLike) -> list[str]
 
     Every parameter must be present with the same shape; normalisation statistics may be missing (a
     model trained with instance norm starting a batch-norm run) and then start fresh."""
-    from safetensors.torch import load_file
-
     folder = Path(folder)
     loaded = []
     for name in ("generator", "encoder", "discriminator"):
@@ -68,7 +75,7 @@ def load_init_weights(model: SPADEModel, folder: str | os.PathLike) -> list[str]
                     "give a model folder (e.g. from `spadekit export-run`)"
                 )
             continue
-        state = load_file(path)
+        state = read_weights(path)
         own = net.state_dict()
         for key in own:
             if key not in state and key.rsplit(".", 1)[-1] in NORM_BUFFERS:
@@ -136,10 +143,33 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, resume: bool = False,
     dataset: a ready dataset (tests); default: the one the data section describes.
     """
     run_dir = Path(run_dir)
+    info = dist_utils.init(config.train.device)
+    # One trainer per run folder: rank 0 holds the lock for all processes, and all of them hear a refusal.
+    lock = refusal = None
+    if info.is_main:
+        try:
+            lock = ckpt.RunLock(run_dir)
+        except SpadekitError as error:
+            refusal = error
+    if dist_utils.broadcast_flag(refusal is not None, info):
+        raise refusal or SpadekitError(f"{run_dir} is in use by another trainer (rank 0 could not lock {run_dir / ckpt.LOCK_NAME})")
+    try:
+        return _run(config, run_dir, resume, dataset, info)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+# entries a checkpoint needs for an exact resume (older ones may lack "augment" and the fault counters)
+RESUME_KEYS = ("step", "epoch", "step_in_epoch", "g", "d", "opt_g", "opt_d", "sched_g", "sched_d",
+               "scaler_g", "scaler_d", "noise", "rng")
+
+
+def _run(config: TrainConfig, run_dir: Path, resume: bool, dataset, info: dist_utils.DistInfo) -> Path:
+    """`train` under the run lock: Initialize, Resume, Train, Export."""
     t, log = config.train, config.log
 
-    # Initialize: processes, seeds, threads --------------------------------------------------------
-    info = dist_utils.init(t.device)
+    # Initialize: precision, seeds, threads --------------------------------------------------------
     precision = resolve_training_precision(t.precision, info.device)
     if precision == "bf16" and not fast_bf16(info.device) and info.is_main:
         print(f"note: train.precision bf16 is emulated on this {info.device.type} (no native bf16): expect steps "
@@ -174,6 +204,10 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, resume: bool = False,
     # Initialize: data ---------------------------------------------------------------------------
     if dataset is None:
         dataset = build_dataset(config)
+    if config.data.skip_bad_files:
+        if not hasattr(dataset, "skip_bad_files"):
+            raise SpadekitError(f"data.skip_bad_files: this dataset ({type(dataset).__name__}) cannot skip files; turn the option off")
+        dataset.skip_bad_files = True  # before the data workers copy the dataset
     labels: LabelSet = dataset.label_set
     use_instance = bool(getattr(dataset, "use_instances", False))
     layout = StepLayout(t.batch_size, info.world_size, t.grad_accum)
@@ -231,9 +265,20 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, resume: bool = False,
     augmenter = DiscriminatorAugment(t.diffaug, t.diffaug_p, t.ada_target, t.ada_ramp_images, seed=t.seed + 3)
 
     # Resume -------------------------------------------------------------------------------------
-    step = 0
+    step = nonfinite_skips = 0
     if resume:
-        found = ckpt.load_latest(run_dir)
+        unreadable: list[tuple[Path, SpadekitError]] = []
+        found = ckpt.load_latest(run_dir, RESUME_KEYS, on_skip=lambda path, error: unreadable.append((path, error)))
+        if found is None and unreadable:
+            raise SpadekitError(
+                f"{run_dir}: none of its {len(unreadable)} checkpoint(s) can be read (newest: {unreadable[0][1]}); "
+                "nothing was started: restore a checkpoint from a copy, or start a new run in another --out"
+            )
+        dist_utils.barrier()  # every process has read its checkpoint before rank 0 moves bad ones aside
+        if info.is_main:
+            for path, error in unreadable:
+                kept = ckpt.set_aside(path)
+                print(f"note: {error}; skipped and kept as {kept.relative_to(run_dir)}", file=sys.stderr, flush=True)
         if found is not None:
             path, state = found
             try:
@@ -257,16 +302,24 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, resume: bool = False,
                 augmenter.load_state_dict(state["augment"])
             ckpt.set_rng_state(state["rng"])
             step = int(state["step"])
+            nonfinite_skips = int(state.get("nonfinite_skips", 0))
             batches.seek(int(state["epoch"]), int(state["step_in_epoch"]))
             if info.is_main:
                 print(f"resuming {run_dir} from {path.name} (step {step})", flush=True)
     if info.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        save_config(config, run_dir / "config.yaml")
-    monitor = Monitor(run_dir, config, step, total_steps, info.is_main)
+    with _run_faults(run_dir, lambda: step):
+        if info.is_main:
+            save_config(config, run_dir / "config.yaml")
+        monitor = Monitor(run_dir, config, step, total_steps, info.is_main)
+        # Fixed sample batch: labels, photos and z, kept in the run folder so a resumed run shows the same.
+        samples = fixed_sample_batch(run_dir, dataset, config, mconfig, info)
 
-    # Fixed sample batch: labels, photos and z, kept in the run folder so a resumed run shows the same.
-    samples = fixed_sample_batch(run_dir, dataset, config, mconfig, info)
+    def note(text: str) -> None:
+        if info.is_main:
+            monitor.message(f"note: {text}")
+        else:
+            print(f"note (rank {info.rank}): {text}", file=sys.stderr, flush=True)
 
     def checkpoint_state() -> dict[str, Any]:
         return {
@@ -278,10 +331,19 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, resume: bool = False,
             "sched_g": sched_g.state_dict(), "sched_d": sched_d.state_dict(),
             "scaler_g": scaler_g.state_dict(), "scaler_d": scaler_d.state_dict(),
             "noise": noise.get_state(), "rng": ckpt.rng_state(), "augment": augmenter.state_dict(),
-            "config": config.to_dict(), "model_config": mconfig.to_dict(),
+            "nonfinite_skips": nonfinite_skips, "config": config.to_dict(), "model_config": mconfig.to_dict(),
         }
 
     def save(reason: str) -> None:
+        # Every process checks its own (identical) weights, so all of them stop together.
+        trained = {"g": g_step.state_dict(), "d": discriminator.state_dict(), "ema": ema.state_dict() if ema is not None else None,
+                   "opt_g": opt_g.state_dict()["state"], "opt_d": opt_d.state_dict()["state"]}
+        bad = ckpt.first_nonfinite(trained, trained)
+        if bad is not None:
+            raise SpadekitError(
+                f"step {step}: {bad} holds NaN or Inf, so no checkpoint was written; {_newest(run_dir)}: lower the "
+                "learning rates (train.lr_g / train.lr_d) or use train.precision fp32, then continue with --resume"
+            )
         if info.is_main:
             path = ckpt.save_checkpoint(run_dir, step, checkpoint_state(), log.keep_last)
             monitor.message(f"step {step}: saved {path.relative_to(run_dir)} ({reason})")
@@ -290,43 +352,65 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, resume: bool = False,
     # Train ----------------------------------------------------------------------------------------
     g_step.train()
     discriminator.train()
-    sums: dict[str, float] = {}
+    sums: dict[str, torch.Tensor] = {}
     count = 0
+    skipped_files: dict[str, int] = {}  # data.skip_bad_files: what was skipped, how often
     last_save_time = time.monotonic()
     last_log_time, last_log_step = time.monotonic(), step
-    with _StopRequest() as stop:
+    with _StopRequest() as stop, _run_faults(run_dir, lambda: step):
         while step < total_steps:
-            inputs = step_inputs(batches.next_step(), model, noise, layout, info)
+            try:
+                micro_batches = batches.next_step()
+            except SpadekitError as error:
+                raise SpadekitError(
+                    f"step {step + 1}: {_worker_message(error)}; {_newest(run_dir)}: replace or remove the file, then continue "
+                    "with --resume (or let unreadable files be skipped: data.skip_bad_files=true)"
+                ) from None
+            for reason in (r for batch in micro_batches for r in batch.pop("skipped", ()) if r):
+                skipped_files[reason] = skipped_files.get(reason, 0) + 1
+                if skipped_files[reason] == 1:
+                    note(f"step {step + 1}: skipped an unreadable training pair, {reason} "
+                         f"({sum(skipped_files.values())} skip(s) so far)")
+            inputs = step_inputs(micro_batches, model, noise, layout, info)
             losses: dict[str, torch.Tensor] = {}
             fakes = []
+            finite = True  # both updates check their losses before they apply (one fused check each)
             if step % t.d_steps_per_g == 0:
-                fakes, losses = generator_step(g_ddp, g_step, discriminator, vgg, inputs, opt_g, scaler_g, t, layout, device, augmenter)
-                if ema is not None:
+                fakes, losses, finite = generator_step(g_ddp, g_step, discriminator, vgg, inputs, opt_g, scaler_g, t, layout, device, augmenter)
+                if finite and ema is not None:
                     ema_update(ema, g_step, 0.0 if step < t.ema_start else t.ema_decay)
-            losses.update(discriminator_step(d_ddp, discriminator, g_step, inputs, fakes, opt_d, scaler_d, t, layout, device, augmenter))
-            if augmenter.policy:
-                losses["aug_p"] = torch.tensor(augmenter.p)  # the probability this step used
-            if augmenter.ada is not None:  # ADA: r_t over all processes' reals
-                sign = dist_utils.all_reduce_mean({"sign": float(losses["D_real_sign"])}, info)["sign"]
-                augmenter.ada.observe(sign, 1, t.batch_size)
+            if finite:
+                d_losses, finite = discriminator_step(d_ddp, discriminator, g_step, inputs, fakes, opt_d, scaler_d, t, layout, device, augmenter)
+                losses.update(d_losses)
+            if not finite:
+                named = ", ".join(f"{k} = {float(v)}" for k, v in losses.items() if not math.isfinite(float(v)))
+                if nonfinite_skips >= t.skip_nonfinite:
+                    used = f" after {nonfinite_skips} skipped step(s), all train.skip_nonfinite allows" if t.skip_nonfinite else ""
+                    raise SpadekitError(
+                        f"step {step + 1}: loss {named}{used}; training diverged, the update was not applied and no checkpoint "
+                        f"written; {_newest(run_dir)}: lower the learning rates (train.lr_g / train.lr_d) or use train.precision fp32 "
+                        "(or let a few such steps be skipped: train.skip_nonfinite=N), then continue with --resume"
+                    )
+                nonfinite_skips += 1
+                note(f"step {step + 1}: loss {named}: its updates were skipped ({nonfinite_skips} of train.skip_nonfinite "
+                     f"{t.skip_nonfinite})")
+            else:
+                if augmenter.policy:
+                    losses["aug_p"] = torch.tensor(augmenter.p)  # the probability this step used
+                if augmenter.ada is not None:  # ADA: r_t over all processes' reals
+                    sign = dist_utils.all_reduce_mean({"sign": float(losses["D_real_sign"])}, info)["sign"]
+                    augmenter.ada.observe(sign, 1, t.batch_size)
+                for k, v in losses.items():  # summed on the device, read at log time
+                    sums[k] = sums.get(k, 0.0) + v.detach().double()
+                count += 1
             sched_g.step()
             sched_d.step()
             step += 1
             monitor.step()
 
-            for k, v in losses.items():
-                value = float(v)
-                if not math.isfinite(value):
-                    raise SpadekitError(
-                        f"step {step}: loss {k} is {value}; training diverged (lower the learning rates, "
-                        "use precision fp32, or resume from an earlier checkpoint)"
-                    )
-                sums[k] = sums.get(k, 0.0) + value
-            count += 1
-
             # Log --------------------------------------------------------------------------------
             if step % log.log_every == 0 or step == total_steps:
-                means = dist_utils.all_reduce_mean({k: v / count for k, v in sums.items()}, info)
+                means = dist_utils.all_reduce_mean({k: float(v) / count for k, v in sums.items()}, info)
                 now = time.monotonic()
                 record = {
                     "step": step, "epoch": batches.epoch, "time": time.time(),
@@ -334,6 +418,10 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, resume: bool = False,
                     "lr_G": opt_g.param_groups[0]["lr"], "lr_D": opt_d.param_groups[0]["lr"],
                     **means,
                 }
+                if nonfinite_skips:
+                    record["nonfinite_skips"] = nonfinite_skips
+                if skipped_files:
+                    record["skipped_files"] = sum(skipped_files.values())
                 monitor.log(record)
                 sums, count = {}, 0
                 last_log_time, last_log_step = now, step
@@ -355,13 +443,51 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, resume: bool = False,
                 dist_utils.shutdown()
                 return run_dir
 
-    # Export: the EMA generator (and encoder) with the discriminator, as a model folder -----------
-    final = run_dir / "final"
-    if info.is_main:
-        source = ema if ema is not None else g_step
-        export_model(mconfig, source.state_dict(), discriminator.state_dict(), final)
-        monitor.message(f"done: {total_steps} steps; model exported to {final}")
+        # Export: the EMA generator (and encoder) with the discriminator, as a model folder -------
+        final = run_dir / "final"
+        if info.is_main:
+            source = ema if ema is not None else g_step
+            export_model(mconfig, source.state_dict(), discriminator.state_dict(), final)
+            skips = f"; skipped unreadable training pairs {sum(skipped_files.values())} time(s)" if skipped_files else ""
+            monitor.message(f"done: {total_steps} steps; model exported to {final}{skips}")
     monitor.close()
     dist_utils.barrier()
     dist_utils.shutdown()
     return final
+
+
+# ---- faults ---------------------------------------------------------------------------------------
+def _newest(run_dir: Path) -> str:
+    saved = ckpt.list_checkpoints(run_dir)
+    return f"the newest checkpoint {saved[-1][1].name} (step {saved[-1][0]}) is intact" if saved else "no checkpoint was written yet"
+
+
+def _worker_message(error: SpadekitError) -> str:
+    """The message of a SpadekitError raised in a data worker: the DataLoader re-raises it with the worker's
+    traceback in front, which a user does not need."""
+    text, marker = str(error), "SpadekitError: "
+    if text.startswith("Caught ") and marker in text:
+        return text.rsplit(marker, 1)[1].strip()
+    return text
+
+
+@contextlib.contextmanager
+def _run_faults(run_dir: Path, current_step: Callable[[], int]):
+    """A run file that cannot be written (a full disk) or a data worker that died ends the run with one message
+    naming the step, what failed and the newest checkpoint, which stays intact."""
+    try:
+        yield
+    except WriteError as error:
+        fix = "free space" if error.disk_full else "fix the folder"
+        raise SpadekitError(
+            f"step {current_step()}: cannot write {error.what} {error.path}: {error.reason}; {_newest(run_dir)}: {fix}, "
+            "then continue with --resume"
+        ) from None
+    except RuntimeError as error:
+        if "DataLoader worker" not in str(error):
+            raise
+        reason = str(error).strip().splitlines()[0].rstrip(". ")
+        raise SpadekitError(
+            f"step {current_step() + 1}: a data-loading worker process died ({reason}); {_newest(run_dir)}: continue with "
+            "--resume (if the system ran out of memory, lower data.num_workers)"
+        ) from None

@@ -13,9 +13,9 @@ import numpy as np
 import torch
 
 from spadekit.config import ModelConfig
+from spadekit.fileio import append_text, atomic_write, atomic_write_text
 from spadekit.labels import LabelSet
 from spadekit.models import random_latents
-from spadekit.train import checkpoint as ckpt
 from spadekit.train.config import TrainConfig
 from spadekit.train.steps import autocast
 
@@ -54,7 +54,7 @@ class Monitor:
                     kept.append(line)
             except ValueError:
                 pass  # a line cut by a kill
-        ckpt.atomic_write_text(self.metrics_path, "".join(k + "\n" for k in kept))
+        atomic_write_text(self.metrics_path, "".join(k + "\n" for k in kept), what="the metrics log")
 
     def step(self, n: int = 1) -> None:
         if self.bar is not None:
@@ -63,8 +63,7 @@ class Monitor:
     def log(self, record: dict[str, Any]) -> None:
         if not self.enabled:
             return
-        with open(self.metrics_path, "a") as handle:
-            handle.write(json.dumps(record) + "\n")
+        append_text(self.metrics_path, json.dumps(record) + "\n", what="the metrics log")
         losses = {k: v for k, v in record.items() if k.startswith(("G_", "D_"))}
         self.bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()}, refresh=False)
         if self.writer is not None:
@@ -76,7 +75,7 @@ class Monitor:
         from PIL import Image
 
         path = self.run_dir / "samples" / f"step_{step:06d}.png"
-        ckpt.atomic_write(path, lambda p: Image.fromarray(grid).save(p, format="PNG"))
+        atomic_write(path, lambda p: Image.fromarray(grid).save(p, format="PNG"), what="the sample grid")
         if self.writer is not None:
             self.writer.add_image("samples", grid, step, dataformats="HWC")
         return path
@@ -151,6 +150,6 @@ def fixed_sample_batch(run_dir: Path, dataset, config: TrainConfig, mconfig: Mod
         batch["instance"] = torch.stack([it["instance"] for it in items])
     colors = label_colors(LabelSet.from_dict(mconfig.labels))
     batch["colors"] = colors[batch["label"][:, 0]].numpy()
-    ckpt.atomic_write(path, lambda p: torch.save({k: torch.as_tensor(v) for k, v in batch.items()}, p))
+    atomic_write(path, lambda p: torch.save({k: torch.as_tensor(v) for k, v in batch.items()}, p), what="the fixed sample batch")
     batch["colors"] = np.asarray(batch["colors"])
     return batch

@@ -3,12 +3,15 @@
 The generator and the encoder train as one module (`GeneratorStep`), so one DDP wrapper and one
 optimiser cover both. A step works on the micro-batches of one global batch: each backward is
 scaled by 1 / grad_accum and DDP synchronises the gradients on the last micro-batch only.
+Before each update the step's loss scalars are checked in one fused `isfinite` (agreed by all
+processes): an update from NaN or Inf losses is not applied, and the caller hears of it.
 """
 from __future__ import annotations
 
 import contextlib
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
@@ -76,17 +79,41 @@ def _seen(augmenter: DiscriminatorAugment | None, images: list[torch.Tensor], se
     return (images, semantic) if augmenter is None else augmenter(images, semantic)
 
 
+def all_finite(losses: dict[str, torch.Tensor]) -> bool:
+    """Whether every loss scalar is finite on every process: one fused check, one device sync (and one
+    all-reduce under torchrun, so all processes skip or apply an update together)."""
+    if not losses:
+        return True
+    finite = torch.isfinite(torch.stack([torch.as_tensor(v, dtype=torch.float32).reshape(()) for v in losses.values()])).all()
+    if dist.is_initialized():
+        finite = finite.to(torch.int32)
+        dist.all_reduce(finite, op=dist.ReduceOp.MIN)
+    return bool(finite)
+
+
+def _update(optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, losses: dict[str, torch.Tensor]) -> bool:
+    """Apply the optimiser step when the losses are finite (else drop the gradients); returns whether it did."""
+    finite = all_finite(losses)
+    if finite:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.zero_grad(set_to_none=True)
+    return finite
+
+
 def generator_step(
     g_ddp: nn.Module, g_step: GeneratorStep, discriminator: nn.Module, vgg: nn.Module | None,
     inputs: list[MicroBatch], optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
     t: OptimConfig, layout: StepLayout, device: torch.device, augmenter: DiscriminatorAugment | None = None,
-) -> tuple[list[torch.Tensor], dict[str, torch.Tensor]]:
+) -> tuple[list[torch.Tensor], dict[str, torch.Tensor], bool]:
     """One G update: GAN + feature matching + perceptual + KL losses, D frozen.
 
     The discriminator sees fake and real through `augmenter` (the same transforms for both, so
     feature matching compares aligned pixels). With the OASIS discriminator the GAN loss is its
     class-balanced cross-entropy towards each fake pixel's class, and there is no feature matching.
-    Returns the detached fakes (the D step reuses them) and the step's losses (means over micro-batches).
+    Returns the detached fakes (the D step reuses them), the step's losses (means over micro-batches)
+    and whether they were finite (when not, G was not updated).
     """
     oasis = isinstance(discriminator, OASISDiscriminator)
     losses: dict[str, torch.Tensor] = {}
@@ -125,24 +152,24 @@ def generator_step(
             losses[k] = losses.get(k, 0.0) + v.detach() / layout.accum
         losses["G_l1"] = losses.get("G_l1", 0.0) + F.l1_loss(fake.detach(), real) / layout.accum
     discriminator.requires_grad_(True)
-    scaler.step(optimizer)
-    scaler.update()
+    finite = _update(optimizer, scaler, losses)
     optimizer.zero_grad(set_to_none=True)  # G's gradients are not needed in the D step: free them
-    return fakes, losses
+    return fakes, losses, finite
 
 
 def discriminator_step(
     d_ddp: nn.Module, discriminator: nn.Module, g_step: GeneratorStep, inputs: list[MicroBatch],
     fakes: list[torch.Tensor], optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
     t: OptimConfig, layout: StepLayout, device: torch.device, augmenter: DiscriminatorAugment | None = None,
-) -> dict[str, torch.Tensor]:
+) -> tuple[dict[str, torch.Tensor], bool]:
     """One D update: real vs (detached) fake in one batch; without the G step's fakes, G makes new ones.
 
     Both go through `augmenter` (the same transforms for the pair). With the OASIS discriminator: its
     N+1-class losses, and with t.labelmix > 0 LabelMix (a third image, real on a random half of the
     classes and fake elsewhere, whose logits must be the same mix of the other two's). With ADA on,
     the losses also hold D_real_sign, mean sign(D(real)): what the controller reads.
-    Returns the step's losses (means over micro-batches)."""
+    Returns the step's losses (means over micro-batches) and whether they were finite (when not, D
+    was not updated)."""
     oasis = isinstance(discriminator, OASISDiscriminator)
     mixing = oasis and t.labelmix > 0
     losses: dict[str, torch.Tensor] = {}
@@ -187,9 +214,7 @@ def discriminator_step(
             losses["D_real_sign"] = losses.get("D_real_sign", 0.0) + sign / layout.accum
         for k, v in parts.items():
             losses[k] = losses.get(k, 0.0) + v.detach() / layout.accum
-    scaler.step(optimizer)
-    scaler.update()
-    return losses
+    return losses, _update(optimizer, scaler, losses)
 
 
 @torch.no_grad()
