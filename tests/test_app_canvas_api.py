@@ -17,6 +17,7 @@ from app_doubles import tiny_landscape_pipeline
 from spadekit.app.canvas import (
     TRANSPARENT,
     CanvasLimits,
+    NetworkUpscaler,
     StyleGallery,
     bundled_upscaler,
     composite,
@@ -219,14 +220,26 @@ def test_upscale_limits_and_errors(app, client, upscaler):
     assert upscaler.calls == 1
 
 
-def test_bundled_upscaler_when_installed_enlarges_4x():
-    from spadekit.upscale import bundled_upscaler_path
+def test_the_upscaler_network_serves_the_upscale_endpoint(app, client):
+    """The adapter the app puts around spadekit.upscale (the bundled upscaler-x4 when installed), here
+    around a small untrained network of the same kind: the endpoint returns the network's own output."""
+    import torch
 
-    model = bundled_upscaler()
-    assert (model is None) == (bundled_upscaler_path() is None)
-    if model is not None:
-        out = model(Image.fromarray(np.full((16, 24, 3), 128, np.uint8)), 4)
-        assert out.size == (96, 64) and model.scales == (2, 4)
+    from spadekit.upscale import Upscaler, UpscalerConfig, bundled_upscaler_path, upscale_image
+
+    assert (bundled_upscaler() is None) == (bundled_upscaler_path() is None)
+    torch.manual_seed(0)
+    network = Upscaler(UpscalerConfig(channels=8, num_convs=2)).eval()
+    app.state.canvas.upscaler = NetworkUpscaler(network, upscale_image)
+    small = np.random.default_rng(1).integers(0, 255, (12, 20, 3), dtype=np.uint8)
+    try:
+        for scale in (2, 4):
+            response = client.post("/api/upscale", files={"image": ("r.png", _png(small), "image/png")}, data={"scale": str(scale)})
+            expected = upscale_image(network, Image.fromarray(small), scale)
+            assert np.array_equal(np.asarray(_image(response).convert("RGB")), np.asarray(expected))
+            assert expected.size == (20 * scale, 12 * scale)
+    finally:
+        app.state.canvas.upscaler = None
 
 
 # ---- projects and exports ----------------------------------------------------------------------------

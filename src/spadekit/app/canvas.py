@@ -51,6 +51,7 @@ from spadekit.app.parsing import (
     APIError,
     Limits,
     decode_label_map,
+    header_text,
     open_upload,
     parse_multipart,
 )
@@ -101,8 +102,8 @@ class Upscaler(Protocol):
     def __call__(self, image: Image.Image, scale: int) -> Image.Image: ...
 
 
-class _BundledUpscaler:
-    """The bundled 4x network as an `Upscaler` (2x is its 4x result shrunk by 2, as `spadekit upscale` does)."""
+class NetworkUpscaler:
+    """A `spadekit.upscale` network as an `Upscaler` (2x from a 4x network is its result shrunk by 2, as `spadekit upscale` does)."""
 
     scales = UPSCALES
 
@@ -122,7 +123,7 @@ def bundled_upscaler() -> Upscaler | None:
         return None
     if bundled_upscaler_path() is None:
         return None
-    return _BundledUpscaler(load_upscaler(), upscale_image)
+    return NetworkUpscaler(load_upscaler(), upscale_image)
 
 
 # ---- sizes ---------------------------------------------------------------------------------------
@@ -549,7 +550,7 @@ def add_canvas_routes(app: FastAPI, pipeline, limits: Limits, *, read_body: Call
         headers = {"X-Seed": str(seed), "X-Size": f"{made[0]}x{made[1]}", "X-Inference-Ms": f"{seconds * 1000:.1f}",
                    "X-Total-Ms": f"{(time.perf_counter() - received) * 1000:.1f}", "Cache-Control": "no-store"}
         if notes:
-            headers["X-Spadekit-Note"] = "; ".join(notes)[:500].encode("ascii", "replace").decode()
+            headers["X-Spadekit-Note"] = header_text("; ".join(notes))
         return Response(png, media_type="image/png", headers=headers)
 
     @app.get("/api/styles", summary="The style gallery: bundled presets, then uploads")

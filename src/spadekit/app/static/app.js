@@ -698,7 +698,7 @@
       button.setAttribute("role", "option");
       button.title = id ? `follow the look of “${name}”` : "no photo: the seed alone picks the style";
       if (thumb) { const img = document.createElement("img"); img.src = thumb; img.alt = ""; button.appendChild(img); }
-      else { const i = document.createElement("i"); i.textContent = "🎲"; button.appendChild(i); }
+      else { const i = document.createElement("i"); i.textContent = "⚄"; button.appendChild(i); }
       const label = document.createElement("span");
       label.textContent = name;
       button.appendChild(label);
@@ -710,7 +710,7 @@
     const upload = document.createElement("label");
     upload.className = "style-tile upload-tile button";
     upload.title = "add your own photo to the gallery (kept by the server until it restarts)";
-    upload.innerHTML = '<i>＋</i><span>Your photo</span><input type="file" id="style-upload" accept="image/*" hidden>';
+    upload.innerHTML = '<i>+</i><span>Your photo</span><input type="file" id="style-upload" accept="image/*" hidden>';
     upload.querySelector("input").addEventListener("change", (e) => { const f = e.target.files[0]; e.target.value = ""; if (f) uploadStyle(f); });
     box.appendChild(upload);
     markStyle();
