@@ -383,9 +383,17 @@ def test_names_from_requests_never_become_paths(client, pipe):
         both = {"label_map": (EVIL + "-map.png", png, "image/png"), "style_image": (EVIL + "/../../etc/passwd", png, "image/png")}
         assert client.post("/api/generate", files=both).status_code == 200
         _expect(client.post("/api/generate", files={"../label_map": ("m.png", png, "image/png")}), 422, "unknown form field")
-        for path in ("/static/../server.py", "/static/%2e%2e/server.py", "/static/..%2Fserver.py", "/static/%2Fetc%2Fpasswd"):
-            assert client.get(path).status_code == 404, path
-    assert_disk_untouched(watch, "spadekit-evil", "passwd", "server.py")
+        # style names: a gallery style is looked up by id in the gallery, an upload's name is only a label
+        for style in ("../../../etc/passwd", "..", "/tmp/spadekit-evil.png", "upload-../../spadekit-evil"):
+            rendered = client.post("/api/render", files={"label_map": ("m.png", png, "image/png")}, data={"style": style})
+            _expect(rendered, 404, "no style")
+        uploaded = client.post("/api/styles", files={"image": (EVIL + ".png", png, "image/png")}, data={"name": "../../x/" + EVIL})
+        assert uploaded.status_code == 200 and "/" not in uploaded.json()["name"], uploaded.text[:200]
+        assert client.get(f"/api/styles/{uploaded.json()['id']}/thumbnail").status_code == 200
+        for path in ("/static/../server.py", "/static/%2e%2e/server.py", "/static/..%2Fserver.py", "/static/%2Fetc%2Fpasswd",
+                     "/static/..%2F..%2Fspadekit-evil"):
+            assert client.get(path).status_code == 404, path  # the real server.py next to static/ is never served
+    assert_disk_untouched(watch, "spadekit-evil", "passwd")
     assert not os.path.exists("/tmp/spadekit-evil.png")
 
 

@@ -1,6 +1,6 @@
 """A soak of the real server: `spadekit serve` in its own process with a tiny model, 8 clients on mixed endpoints
-(generate, generate with a style upload, class replace, label-map check, info) for SPADEKIT_SOAK_SECONDS (60 by
-default; `make soak` runs 600). No server error and no refusal while the 8 fit in the pool, resident memory
+(generate, with a style image, style gallery uploads, rendering in a gallery style, class replace, label-map
+check, info) for SPADEKIT_SOAK_SECONDS (60 by default; `make soak` runs 600). No server error and no refusal while the 8 fit in the pool, resident memory
 after the warm-up growing under 10%, the queue never past its bound, and beyond it 503 with Retry-After.
 
 Prints one JSON report (requests, statuses, p50/p95/p99 in all and per endpoint, RSS); with SPADEKIT_SOAK_REPORT
@@ -26,8 +26,9 @@ from spadekit.labels import landscape_labels
 WORKERS, QUEUE, CLIENTS = 2, 8, 8
 
 
-def _operations(labels) -> dict:
-    """name -> (weight, send): the requests the painting page makes, each valid (so every answer must be 200)."""
+def _operations(labels, preset: str) -> dict:
+    """name -> (weight, send): the requests the painting page makes, each valid (so every answer must be 200).
+    preset: a gallery style's id."""
     scene = scene_png(labels, (64, 64))
     ids = load_label_map(Image.open(io.BytesIO(scene)), labels)
     rng = np.random.default_rng(0)
@@ -46,6 +47,12 @@ def _operations(labels) -> dict:
         style = ("style.jpg", styles[n % len(styles)], "image/jpeg")
         return session.post("/api/generate", files={**label_map, "style_image": style}, data={"seed": str(n)})
 
+    def upload_style(session, n):  # kept in the server's memory: the gallery drops the oldest beyond its bound
+        return session.post("/api/styles", files={"image": (f"photo {n}.jpg", styles[n % len(styles)], "image/jpeg")})
+
+    def render_in_preset(session, n):
+        return session.post("/api/render", files=label_map, data={"seed": str(n), "size": "wide", "style": preset})
+
     def replace_class(session, n):
         return session.post("/api/generate", json={"labels": ids.tolist(), "seed": n, "replace": ["grass=snow"]})
 
@@ -55,7 +62,8 @@ def _operations(labels) -> dict:
     def info(session, n):
         return session.get("/api/info")
 
-    return {"generate": (3, generate), "style upload": (2, generate_with_style), "class replace": (2, replace_class),
+    return {"generate": (3, generate), "generate + style image": (2, generate_with_style), "style upload": (1, upload_style),
+            "render in a preset style": (1, render_in_preset), "class replace": (2, replace_class),
             "label-map": (1, check_label_map), "info": (1, info)}
 
 
@@ -109,7 +117,8 @@ def test_soak_of_the_real_server(tmp_path):
     started = time.monotonic()
     with serve_in_subprocess(tmp_path / "model", workdir, tmp_path / "server.log", workers=WORKERS, queue=QUEUE) as (url, server):
         startup = time.monotonic() - started
-        operations = _operations(labels)
+        presets = [style["id"] for style in httpx.get(f"{url}/api/styles").json()["styles"] if style["kind"] == "preset"]
+        operations = _operations(labels, presets[0])
         sampler = Sampler(url, server.pid)
         sampler.start()
         # Warm up (allocator, caches), then soak: RSS is measured from the end of the warm-up
