@@ -145,7 +145,9 @@ def _mode_cases(pipe) -> dict:
     holed[3, 3] = 0
     used = [SKY, GRASS, SEA]
     as_index = np.select([ids == u for u in used], range(len(used)))
-    by_colour = _palette_image(as_index, [tuple(pipe.labels.colorize(np.array([[u]]))[0, 0]) for u in used])
+    palette = [tuple(pipe.labels.colorize(np.array([[u]]))[0, 0]) for u in used]
+    by_colour = _palette_image(as_index, palette)
+    spare_entry = _palette_image(as_index, palette + [(0, 0, 0)])  # index 3: in the palette, on no pixel
     by_id = _palette_image(ids, [(i, i, i) for i in range(256)])
     out_of_range = Image.fromarray((ids + 1000).astype(np.uint16))
     return {
@@ -156,6 +158,7 @@ def _mode_cases(pipe) -> dict:
         "P indices are ids": (_save(by_id), "P", ids, 200, ()),
         "P indices into the label colours": (_save(by_colour), "P", ids, 200, ()),
         "P with a transparent index": (_save(by_colour, transparency=1), "P", None, 422, ("transparent",)),
+        "P with a transparent index no pixel uses": (_save(spare_entry, transparency=3), "P", ids, 200, ()),
         "RGB colours": (_save(Image.fromarray(colours)), "RGB", ids, 200, ()),
         "RGBA colours, opaque": (_save(Image.fromarray(np.dstack([colours, opaque]))), "RGBA", ids, 200, ()),
         "RGBA with a transparent pixel": (_save(Image.fromarray(np.dstack([colours, holed]))), "RGBA", None, 422, ("transparent",)),

@@ -118,7 +118,7 @@ def open_upload(data: bytes, what: str, limits: Limits, formats: tuple[str, ...]
 
 
 # Image modes that hold label ids (greyscale, palette) or colours exactly; others (CMYK, YCbCr, float...) do not.
-LABEL_MAP_MODES = ("1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "I", "I;16", "I;16B", "I;16L")
+LABEL_MAP_MODES = ("1", "L", "LA", "P", "RGB", "RGBA", "I", "I;16", "I;16B", "I;16L")
 SEND = "send label ids as an 8- or 16-bit greyscale or palette PNG, or the palette's colours as an RGB PNG"
 
 
@@ -129,14 +129,12 @@ def _label_image(image: Image.Image) -> Image.Image:
     if mode not in LABEL_MAP_MODES:
         kind = f"{image.format} image" if image.format else "image"
         raise APIError(422, f"label_map: a {kind} of mode {mode} cannot hold label ids or colours exactly; {SEND}")
-    if mode in ("LA", "La", "PA") or (mode == "P" and "transparency" in image.info):
+    if mode == "LA" or (mode == "P" and "transparency" in image.info):
         alpha = np.asarray(image.convert("RGBA").getchannel("A") if mode == "P" else image.getchannel("A"))
         if (alpha < 255).any():
             raise APIError(422, f"label_map: the label map has {int((alpha < 255).sum())} transparent pixel(s); "
                                 "paint every pixel with a label (no transparency)")
-        if mode == "P":
-            return image
-        return image.convert("L") if mode != "PA" else image.convert("P")
+        return image if mode == "P" else image.convert("L")
     return image
 
 
