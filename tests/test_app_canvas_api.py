@@ -220,6 +220,21 @@ def test_upscale_limits_and_errors(app, client, upscaler):
     assert upscaler.calls == 1
 
 
+def test_damaged_upscaler_weights_leave_the_app_running(app, client, monkeypatch):
+    from spadekit import SpadekitError
+    from spadekit.app import canvas
+
+    def damaged():
+        raise SpadekitError("upscaler-x4/model.safetensors: the file is damaged")
+
+    monkeypatch.setattr(canvas, "bundled_upscaler", damaged)
+    state = app.state.canvas
+    monkeypatch.setattr(state, "upscaler", state._UNSET)
+    assert client.get("/api/canvas").json()["upscale"] == {"available": False, "scales": []}
+    response = client.post("/api/upscale", files={"image": ("r.png", _png(np.zeros((8, 8, 3), np.uint8)), "image/png")})
+    assert "model.safetensors: the file is damaged" in _detail(response, 409)
+
+
 def test_the_upscaler_network_serves_the_upscale_endpoint(app, client):
     """The adapter the app puts around spadekit.upscale (the bundled upscaler-x4 when installed), here
     around a small untrained network of the same kind: the endpoint returns the network's own output."""

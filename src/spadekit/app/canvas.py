@@ -599,8 +599,7 @@ def add_canvas_routes(app: FastAPI, pipeline, limits: Limits, *, read_body: Call
         scale = int(scale_text)
         upscaler = await asyncio.to_thread(state.get_upscaler)
         if upscaler is None:
-            raise APIError(409, "upscale: this installation has no upscaler (the bundled upscaler-x4 is missing); "
-                                "reinstall spadekit to get it")
+            raise APIError(409, f"upscale: this server has no upscaler ({state.upscaler_problem})")
         if scale not in upscaler.scales:
             raise APIError(422, f"scale: this upscaler makes {list(upscaler.scales)}x, not {scale}x")
         if state.pool_full():
@@ -728,6 +727,7 @@ class CanvasState:
         self.canvas_limits = canvas_limits
         self.gallery = gallery
         self.upscaler: Any = self._UNSET
+        self.upscaler_problem = "the bundled upscaler-x4 is missing; reinstall spadekit to get it"
         self.pool_full: Callable[[], bool] = lambda: False  # set to the server pool's full()
         self._lock = threading.Lock()
 
@@ -737,7 +737,10 @@ class CanvasState:
     def get_upscaler(self) -> Upscaler | None:
         with self._lock:
             if self.upscaler is self._UNSET:
-                self.upscaler = bundled_upscaler()
+                try:
+                    self.upscaler = bundled_upscaler()
+                except SpadekitError as error:  # damaged weights: the app runs on without upscaling, and says why
+                    self.upscaler, self.upscaler_problem = None, str(error)
             return self.upscaler
 
 
