@@ -411,3 +411,26 @@ def test_save_refuses_mismatched_layers(client, pipe):
     wrong = [layers[0], layers[1][:, :64], layers[2]]
     assert "the layer is 64x64 but the project is 128x64" in _detail(_save(client, pipe, wrong), 422)
     assert "no style" in _detail(_save(client, pipe, layers, style="nope"), 404)
+
+
+class NoEncoderPipeline:
+    """The tiny model presented as one without an image encoder."""
+
+    def __init__(self, pipe):
+        self.pipe, self.labels, self.size = pipe, pipe.labels, pipe.size
+
+    def info(self):
+        return {**self.pipe.info(), "style_image": False}
+
+    def load_label_map(self, source):
+        return self.pipe.load_label_map(source)
+
+    def run(self, *args, **kwargs):
+        return self.pipe.run(*args, **kwargs)
+
+
+def test_a_model_without_encoder_has_no_gallery_and_refuses_styles(pipe):
+    with TestClient(create_app(NoEncoderPipeline(pipe), scenes_dir=None)) as client:
+        assert client.get("/api/canvas").json()["style_gallery"] is False
+        assert "no image encoder" in _detail(_render(client, pipe, _scene(), style="sunset"), 422)
+        assert _render(client, pipe, _scene(), size="wide").status_code == 200
