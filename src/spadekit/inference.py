@@ -6,6 +6,7 @@
     styled = pipe("painting.png", style_image="sunset.jpg")
     result = pipe.run("small.png")                       # the images and notes, e.g. that it was resized
     result.images, result.notes
+    wide = pipe.run("painting.png", size=(1024, 256))    # any size (width, height): a 4:1 panorama
 """
 from __future__ import annotations
 
@@ -31,8 +32,8 @@ from spadekit.runtime_memory import keep_freed_memory
 from spadekit.semantic import instance_edges
 
 __all__ = [
-    "Generation", "Pipeline", "bundled_model_path", "image_to_tensor", "label_id", "load_label_map", "parse_replacements",
-    "pick_dtype", "replace_label", "resolve_model_path", "to_pil",
+    "MAX_PIXELS", "Generation", "Pipeline", "bundled_model_path", "image_to_tensor", "label_id", "load_label_map",
+    "parse_replacements", "parse_size", "pick_dtype", "replace_label", "resolve_model_path", "to_pil",
 ]
 
 LabelMapInput = str | os.PathLike | Image.Image | np.ndarray
@@ -40,6 +41,8 @@ ImageInput = str | os.PathLike | Image.Image | np.ndarray
 
 # Bundled models: name -> folder inside the package.
 BUNDLED_MODELS = {"default": "pretrained/default"}
+# The largest output (width x height) a Pipeline makes: memory grows with the pixels (docs/performance.md).
+MAX_PIXELS = 4096 * 4096
 
 
 def bundled_model_path(name: str) -> Path | None:
@@ -174,6 +177,19 @@ def parse_replacements(specs: Sequence[str]) -> list[tuple[str, str]]:
     return pairs
 
 
+def parse_size(text: str) -> tuple[int, int]:
+    """An output size "WxH" (e.g. "1024x256"), or "N" for a square -> (width, height); SpadekitError otherwise."""
+    parts = str(text).strip().lower().replace("*", "x").split("x")
+    if len(parts) == 1:
+        parts = parts * 2
+    if len(parts) != 2 or not all(part.strip().isdigit() for part in parts):
+        raise SpadekitError(f"size {text!r}: write it as WIDTHxHEIGHT in pixels, e.g. 1024x256 (or one number for a square)")
+    width, height = (int(part) for part in parts)
+    if width < 1 or height < 1:
+        raise SpadekitError(f"size {text!r}: width and height must be at least 1 pixel")
+    return width, height
+
+
 def image_to_tensor(image: ImageInput, size: tuple[int, int] | None = None, what: str = "style image") -> torch.Tensor:
     """An RGB image -> [1,3,H,W] in [-1,1] (resized bicubic to `size` (H, W) when given)."""
     if isinstance(image, np.ndarray):
@@ -240,12 +256,41 @@ class Pipeline:
         return self.model.output_size
 
     @property
+    def size_multiple(self) -> int:
+        """The sides of every size this model makes are multiples of this (2**upsamplings for SPADE)."""
+        return self.model.generator.size_multiple
+
+    def fit_size(self, size: tuple[int, int] | int | None, notes: list[str] | None = None) -> tuple[int, int]:
+        """A requested output size (width, height), or an int for a square, None for the model's own ->
+        the (H, W) generated: each side rounded to the nearest multiple of `size_multiple` (noted in
+        `notes` when it changes). SpadekitError for sizes that are not positive or exceed MAX_PIXELS."""
+        if size is None:
+            return self.size
+        if isinstance(size, (int, np.integer)):
+            size = (int(size), int(size))
+        try:
+            width, height = (int(v) for v in size)
+        except (TypeError, ValueError):
+            raise SpadekitError(f"size {size!r}: give (width, height) in pixels, e.g. (1024, 256)") from None
+        if width < 1 or height < 1:
+            raise SpadekitError(f"size {width}x{height}: width and height must be at least 1 pixel")
+        m = self.size_multiple
+        w, h = (max(m, int(v / m + 0.5) * m) for v in (width, height))  # ties round up
+        if w * h > MAX_PIXELS:
+            raise SpadekitError(f"size {width}x{height} is more than the {MAX_PIXELS // 2**20} megapixels a Pipeline makes; "
+                                "choose a smaller size (upscale the result for a larger image)")
+        if (w, h) != (width, height) and notes is not None:
+            notes.append(f"size {width}x{height} rounded to {w}x{h}: this model makes sides that are multiples of {m}")
+        return h, w
+
+    @property
     def has_encoder(self) -> bool:
         return self.model.encoder is not None
 
     @property
     def multimodal(self) -> bool:
-        return self.model.config.use_vae
+        """Whether seeds matter: the model takes a latent z (VAE or 3D noise)."""
+        return self.model.config.latent_dim > 0
 
     def info(self) -> dict:
         h, w = self.size
@@ -262,24 +307,26 @@ class Pipeline:
         return load_label_map(source, self.labels)
 
     # ---- inputs -----------------------------------------------------------------------------------
-    def prepare_channels(self, label_map: LabelMapInput, strict: bool = False, notes: list[str] | None = None) -> torch.Tensor:
-        """Validated label map -> channel indices [1,1,H,W] at the model's size (nearest resize unless strict;
-        the resize is noted in `notes` when given)."""
+    def prepare_channels(self, label_map: LabelMapInput, strict: bool = False, notes: list[str] | None = None,
+                         size: tuple[int, int] | None = None) -> torch.Tensor:
+        """Validated label map -> channel indices [1,1,H,W] at `size` (H, W; default the model's size), by a
+        nearest resize unless strict (the resize is noted in `notes` when given)."""
         ids = label_map if isinstance(label_map, np.ndarray) and label_map.ndim == 2 else None
         ids = self.load_label_map(label_map) if ids is None else load_label_map(ids, self.labels)
         channels = torch.from_numpy(self.labels.to_channels(ids))[None, None]
-        h, w = self.size
+        h, w = self.size if size is None else size
         if tuple(channels.shape[-2:]) != (h, w):
+            what, fits = ("the model generates", "the model") if size is None else ("the output is", "the output")
             if strict:
-                raise SpadekitError(f"label map is {channels.shape[-1]}x{channels.shape[-2]} but the model generates {w}x{h} (strict size)")
+                raise SpadekitError(f"label map is {channels.shape[-1]}x{channels.shape[-2]} but {what} {w}x{h} (strict size)")
             if notes is not None:
-                notes.append(f"label map resized from {channels.shape[-1]}x{channels.shape[-2]} to {w}x{h} (nearest) to fit the model")
+                notes.append(f"label map resized from {channels.shape[-1]}x{channels.shape[-2]} to {w}x{h} (nearest) to fit {fits}")
             channels = F.interpolate(channels.float(), size=(h, w), mode="nearest").long()
         return channels.to(self.device)
 
-    def prepare(self, label_map: LabelMapInput, strict: bool = False) -> torch.Tensor:
-        """Validated label map -> semantic map [1,C,H,W] at the model's size (nearest resize unless strict)."""
-        return self.model.semantic(self.prepare_channels(label_map, strict))
+    def prepare(self, label_map: LabelMapInput, strict: bool = False, size: tuple[int, int] | None = None) -> torch.Tensor:
+        """Validated label map -> semantic map [1,C,H,W] at `size` (H, W; default the model's size)."""
+        return self.model.semantic(self.prepare_channels(label_map, strict, size=size))
 
     def style_code(self, style_image: ImageInput) -> tuple[torch.Tensor, torch.Tensor]:
         """(mu, std) of the latent for an example photo, through the image encoder."""
@@ -295,7 +342,7 @@ class Pipeline:
         With a style code (mu, std), z = mu + eps * std. None for models without a latent input."""
         if not self.multimodal:
             return None
-        eps = random_latents(count, self.model.config.z_dim, seed)
+        eps = random_latents(count, self.model.config.latent_dim, seed)
         if style is None:
             return eps.to(self.device)
         mu, std = style
@@ -353,22 +400,22 @@ class Pipeline:
     ) -> Generation:
         """Generate `num_images` images for one label map; returns them with notes on the input.
 
-        seed: image k uses seed + k. style_image: a photo whose style the images follow, or style: its
-        code from `style_code` (to reuse it). size: output (H, W), or an int for a square (bicubic resize).
-        strict: refuse a label map of another size than the model's instead of resizing it.
+        seed: image k uses seed + k (the same seed, size and map give the same image). style_image: a
+        photo whose style the images follow, or style: its code from `style_code` (to reuse it).
+        size: the output (width, height), an int for a square, None for the model's own size. The model
+        generates at that size (the label map is resized to it, nearest); sides that are not multiples of
+        `size_multiple` are rounded to the nearest ones, with a note (`fit_size`).
+        strict: refuse a label map of another size than the output's instead of resizing it.
         """
         if num_images < 1:
             raise SpadekitError(f"num_images must be at least 1, got {num_images}")
         notes = list(self.setup_notes)
-        channels = self.prepare_channels(label_map, strict=strict, notes=notes)
+        target = None if size is None else self.fit_size(size, notes)
+        channels = self.prepare_channels(label_map, strict=strict, notes=notes, size=target)
         if style is None and style_image is not None:
             style = self.style_code(style_image)
         images = self.generate_from_channels(channels, self.latents(num_images, seed, style), num_images)
-        pil = to_pil(images)
-        if size is not None:
-            h, w = (size, size) if isinstance(size, int) else size
-            pil = [im.resize((w, h), Image.BICUBIC) for im in pil]
-        return Generation(pil, notes)
+        return Generation(to_pil(images), notes)
 
     def __call__(
         self,
@@ -379,7 +426,7 @@ class Pipeline:
         size: tuple[int, int] | int | None = None,
         strict: bool = False,
     ) -> list[Image.Image]:
-        """The images of `run` (its notes dropped)."""
+        """The images of `run` (its notes dropped); size is (width, height) as there."""
         return self.run(label_map, seed, num_images, style_image, size, strict).images
 
     def interpolate_styles(self, label_map: LabelMapInput, style_a: ImageInput, style_b: ImageInput, steps: int = 5) -> list[Image.Image]:

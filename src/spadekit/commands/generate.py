@@ -23,7 +23,10 @@ def register(subparsers) -> None:
     parser.add_argument("--replace", action="append", default=[], metavar="A=B",
                         help="replace class A by class B first, e.g. grass=snow (repeatable)")
     parser.add_argument("--contact-sheet", action="store_true", help="also write contact_sheet.png (label | outputs)")
-    parser.add_argument("--strict", action="store_true", help="refuse label maps whose size differs from the model's instead of resizing")
+    parser.add_argument("--size", default=None, metavar="WxH",
+                        help="output size, e.g. 1024x256 for a 4:1 panorama (default: the model's own); "
+                             "label maps are resized to it, sides rounded to what the model makes")
+    parser.add_argument("--strict", action="store_true", help="refuse label maps whose size differs from the output's instead of resizing")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="auto", help="float32, bfloat16, float16 (CUDA) or auto")
     parser.add_argument("--batch-size", type=int, default=4)
@@ -51,11 +54,12 @@ def run(args) -> int:
     from tqdm import tqdm
 
     from spadekit.imageio import save_image
-    from spadekit.inference import Pipeline, label_id, parse_replacements, replace_label
+    from spadekit.inference import Pipeline, label_id, parse_replacements, parse_size, replace_label
     from spadekit.visualize import colorize, contact_sheet
 
     if args.num < 1:
         raise SpadekitError(f"--num must be at least 1, got {args.num}")
+    size = None if args.size is None else parse_size(args.size)
     files = collect_inputs(args.inputs)
     pipe = Pipeline.from_pretrained(args.model, device=args.device, dtype=args.dtype, batch_size=args.batch_size,
                                     compile=args.compile)
@@ -74,7 +78,7 @@ def run(args) -> int:
         ids = pipe.load_label_map(path)
         for a, b in replacements:
             ids = replace_label(ids, pipe.labels, a, b)
-        result = pipe.run(ids, seed=args.seed, num_images=args.num, strict=args.strict, style=style)
+        result = pipe.run(ids, seed=args.seed, num_images=args.num, size=size, strict=args.strict, style=style)
         for note in result.notes:
             notes.setdefault(note)
         for k, image in enumerate(result.images):

@@ -68,6 +68,11 @@ class Pix2PixHDGenerator(nn.Module):
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(c.ngf, 3, 7), nn.Tanh()]
         self.net = nn.Sequential(*layers)
 
+    @property
+    def size_multiple(self) -> int:
+        """Output sides are multiples of this (each downsampling halves them, each transposed conv doubles)."""
+        return 2 ** self.config.num_downsample
+
     def forward(self, semantic: torch.Tensor | LabelMaps, z: torch.Tensor | None = None) -> torch.Tensor:
         if isinstance(semantic, LabelMaps):
             semantic = semantic.dense()

@@ -91,7 +91,9 @@ class SPADEGenerator(nn.Module):
     layer's shared conv) is a table lookup, computed once per resolution: the same numbers within
     float rounding, much less work, differentiable (the trainer's fast path).
     With use_vae, z (random when None) is mapped by a linear layer to the latent grid; otherwise the
-    semantic map, nearest-resized to the latent grid, goes through a 3x3 conv. With noise_3d, z
+    semantic map, nearest-resized to the latent grid, goes through a 3x3 conv. The latent grid follows
+    the semantic map's size (H / 2**upsamplings, W / 2**upsamplings), so one generator makes any size
+    its upsampling factor divides (`latent_grid`: how one z fills a grid larger than the trained one). With noise_3d, z
     (random when None) is OASIS's 3D noise: broadcast to every pixel and appended to the semantic
     map that the input conv and every SPADE layer read (a dense map then: noise is not one-hot).
     activation_checkpointing (attribute, not saved): in training, recompute each block's activations
@@ -123,8 +125,29 @@ class SPADEGenerator(nn.Module):
     def make_block(in_channels: int, out_channels: int, c: ModelConfig) -> nn.Module:
         return SPADEResBlock(in_channels, out_channels, c.generator_input_channels, c.spade_hidden, c.spade_kernel, c.norm, c.spectral_norm)
 
+    @property
+    def size_multiple(self) -> int:
+        """Output sides are multiples of this: one latent cell becomes 2**upsamplings pixels along each side."""
+        return 2 ** UPSAMPLING_LAYERS[self.config.num_upsampling_layers]
+
+    def latent_grid_size(self, size) -> tuple[int, int]:
+        """(sh, sw) of the latent grid for an output of `size` (H, W); ValueError unless the factor divides both."""
+        factor, (h, w) = self.size_multiple, (int(size[0]), int(size[1]))
+        if h < factor or w < factor or h % factor or w % factor:
+            raise ValueError(f"the generator makes sizes whose sides are multiples of {factor}; got {w}x{h}")
+        return h // factor, w // factor
+
+    def latent_grid(self, z: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+        """The VAE input: z [B,z_dim] -> linear -> the trained latent grid [B,16*ngf,sh,sw]. A larger (or
+        smaller) grid is that grid resized bilinearly: one z fills any size, with no tile repeated, and
+        the trained size stays exactly as trained."""
+        x = self.input(z.to(self.input.weight.dtype)).unflatten(1, (16 * self.config.ngf, *self.latent_size))
+        if tuple(grid) != tuple(self.latent_size):
+            x = F.interpolate(x, size=tuple(grid), mode="bilinear", align_corners=False)
+        return x
+
     def forward(self, semantic: torch.Tensor | LabelMaps, z: torch.Tensor | None = None) -> torch.Tensor:
-        sh, sw = self.latent_size
+        sh, sw = self.latent_grid_size(semantic.shape[-2:])
         if self.config.noise_3d:
             if isinstance(semantic, LabelMaps):
                 semantic = semantic.dense()
@@ -135,7 +158,7 @@ class SPADEGenerator(nn.Module):
         if self.config.use_vae:
             if z is None:
                 z = random_latents(semantic.shape[0], self.config.z_dim, device=semantic.device)
-            x = self.input(z.to(self.input.weight.dtype)).unflatten(1, (16 * self.config.ngf, sh, sw))
+            x = self.latent_grid(z, (sh, sw))
         elif labels and self.input_table is not None:
             x = self.input_table(semantic, (sh, sw))
         elif labels:
