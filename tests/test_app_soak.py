@@ -123,10 +123,10 @@ def test_soak_of_the_real_server(tmp_path):
         sampler.start()
         # Warm up (allocator, caches), then soak: RSS is measured from the end of the warm-up
         warm = run_mixed_load(url, operations, CLIENTS, warmup, seed=1)
-        rss_before = resident_bytes(server.pid)
+        rss_before, soak_start = resident_bytes(server.pid), time.monotonic()
         soak = run_mixed_load(url, operations, CLIENTS, seconds - warmup, seed=2)
-        rss_after = resident_bytes(server.pid)
-        measured = [rss for t, rss, _ in sampler.samples if t >= sampler.samples[0][0] + warmup]
+        rss_after, soak_end = resident_bytes(server.pid), time.monotonic()
+        measured = [rss for t, rss, _ in sampler.samples if soak_start <= t <= soak_end]
 
         # Beyond the bound: more requests at once than workers + queue
         scene = scene_png(labels, (64, 64))
@@ -149,6 +149,9 @@ def test_soak_of_the_real_server(tmp_path):
         "soak": soak, "warmup_requests": warm["requests"],
         "rss_mb_before": round(rss_before / 2**20, 1), "rss_mb_after": round(rss_after / 2**20, 1),
         "rss_mb_peak_after_warmup": round(max(measured, default=rss_after) / 2**20, 1),
+        # at each quarter of the soak after the warm-up: growth that levels off is the allocator, a steady climb a leak
+        "rss_mb_quarters": [round(measured[min(len(measured) - 1, len(measured) * q // 4)] / 2**20, 1) for q in (1, 2, 3, 4)]
+        if measured else [],
         "rss_growth_pct": round(100 * (rss_after - rss_before) / rss_before, 2),
         "max_waiting": max(pool["waiting"] for pool in pools), "max_running": max(pool["running"] for pool in pools),
         "overload": {str(code): sum(r.status_code == code for r in overload) for code in sorted({r.status_code for r in overload})},
