@@ -27,6 +27,8 @@ def register(subparsers) -> None:
                         help="output size, e.g. 1024x256 for a 4:1 panorama (default: the model's own); "
                              "label maps are resized to it, sides rounded to what the model makes")
     parser.add_argument("--strict", action="store_true", help="refuse label maps whose size differs from the output's instead of resizing")
+    parser.add_argument("--upscale", type=int, choices=(2, 4), default=None,
+                        help="enlarge each image 2x or 4x with the bundled upscaler (upscaler-x4); files end in _x2 / _x4")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="auto", help="float32, bfloat16, float16 (CUDA) or auto")
     parser.add_argument("--batch-size", type=int, default=4)
@@ -61,6 +63,11 @@ def run(args) -> int:
         raise SpadekitError(f"--num must be at least 1, got {args.num}")
     size = None if args.size is None else parse_size(args.size)
     files = collect_inputs(args.inputs)
+    upscaler = None
+    if args.upscale:
+        from spadekit.upscale import load_upscaler, upscale_image
+
+        upscaler = load_upscaler()
     pipe = Pipeline.from_pretrained(args.model, device=args.device, dtype=args.dtype, batch_size=args.batch_size,
                                     compile=args.compile)
     replacements = parse_replacements(args.replace)
@@ -82,7 +89,9 @@ def run(args) -> int:
         for note in result.notes:
             notes.setdefault(note)
         for k, image in enumerate(result.images):
-            save_image(out / f"{path.stem}{tag}_seed{args.seed + k}.png", image)
+            if upscaler is not None:
+                image = upscale_image(upscaler, image, args.upscale)
+            save_image(out / f"{path.stem}{tag}_seed{args.seed + k}{f'_x{args.upscale}' if upscaler else ''}.png", image)
         if args.contact_sheet:
             rows.append([colorize(ids, pipe.labels)] + result.images)
     for message in notes:
