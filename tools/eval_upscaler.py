@@ -2,7 +2,7 @@
 optionally draw the docs' comparison of a generated image enlarged 256 -> 1024.
 
     python tools/eval_upscaler.py                                   # the bundled upscaler-x4, all crops
-    python tools/eval_upscaler.py --model runs/upscaler/export --crops 6 --json report.json
+    python tools/eval_upscaler.py --model runs/upscaler/export --per-photo 1 --crops 4 --json report.json
     python tools/eval_upscaler.py --comparison docs/images/upscale_comparison.jpg
 
 Prints one table row per input variant (clean 4x bicubic shrink, degraded: blur + noise + JPEG) and
@@ -33,6 +33,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--model", default=BUNDLED_UPSCALER, help="upscaler folder, or the bundled upscaler-x4")
     parser.add_argument("--crops", type=int, default=None, help="use only the first N crops (default: all)")
     parser.add_argument("--crop-size", type=int, default=256, help="side of the held-out crops (the target)")
+    parser.add_argument("--per-photo", type=int, default=2, help="crops of each held-out photo")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", default=None, help="also write the report here")
     parser.add_argument("--comparison", default=None, help="write a bicubic | upscaler picture of a generated image here")
@@ -67,10 +68,10 @@ def main(argv=None) -> int:
     if args.comparison:
         path = save_image(args.comparison, comparison_picture(model, args.painting), quality=90)
         print(f"wrote {path}")
-    crops = [crop for _, crop in heldout_crops(args.crop_size)]
+    crops = [crop for _, crop in heldout_crops(args.crop_size, per_photo=args.per_photo)]
     crops = crops[: args.crops] if args.crops else crops
     report = evaluate_upscaler(model, crops, LPIPS())
-    report["num_crops"], report["crop_size"], report["model"] = len(crops), args.crop_size, str(args.model)
+    report.update(num_crops=len(crops), crop_size=args.crop_size, per_photo=args.per_photo, model=str(args.model))
     print(f"{'input':10s} {'LPIPS bicubic':>14s} {'LPIPS model':>12s} {'reduction':>10s} {'PSNR bicubic':>13s} {'PSNR model':>11s}  bar")
     passed = True
     for variant in ("clean", "degraded"):

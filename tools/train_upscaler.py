@@ -53,6 +53,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--clean-share", type=float, default=0.4, help="share of inputs shrunk without degradation")
     parser.add_argument("--cpu-minutes", type=float, default=40.0, help="total CPU-time budget, over all resumes")
     parser.add_argument("--checkpoint-seconds", type=float, default=120.0)
+    parser.add_argument("--snapshot-minutes", type=float, default=0.0,
+                        help="also write the model folder RUN/snapshots/cpuMMM (CPU seconds / 60, rounded) every this many CPU minutes")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--init-from", default=None,
@@ -117,12 +119,15 @@ def main(argv=None) -> int:
         optimizer.load_state_dict(state["optimizer"])
         step, spent = int(state["step"]), float(state["cpu_seconds"])
 
-    if args.export:
+    def export(folder) -> None:
         extra = {"training": {"photos": training_photo_names(), "photo_folder": "spadekit/assets/landscapes/photos",
                               "steps": step, "cpu_minutes": round(spent / 60, 1),
                               **{k: options[k] for k in OPTIONS if k not in ("arch", "channels", "num_convs", "cpu_minutes")},
                               **({"init_from": options["init_from"]} if "init_from" in options else {})}}
-        model.save_pretrained(args.export, extra=extra)
+        model.save_pretrained(folder, extra=extra)
+
+    if args.export:
+        export(args.export)
         print(f"wrote {args.export} (step {step}, {spent / 60:.1f} CPU minutes)")
         return 0
 
@@ -163,6 +168,10 @@ def main(argv=None) -> int:
         bar.update(round(cpu_seconds() - start) - bar.n)
         bar.set_postfix(step=step, **{k: f"{v:.4f}" for k, v in terms.items()})
         log_lines.append(json.dumps({"step": step, "cpu_seconds": round(cpu_seconds() - start, 1), **terms}))
+
+        if args.snapshot_minutes and int(spent / (60 * args.snapshot_minutes)) < int((cpu_seconds() - start) / (60 * args.snapshot_minutes)):
+            spent = cpu_seconds() - start
+            export(out / "snapshots" / f"cpu{round(spent / 60):03d}")
 
         # Save: every --checkpoint-seconds of wall time
         if time.monotonic() - last_save >= args.checkpoint_seconds:

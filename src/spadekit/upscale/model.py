@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from spadekit import SpadekitError
-from spadekit.fileio import atomic_write
+from spadekit.fileio import atomic_write_bytes, atomic_write_text
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -102,14 +102,13 @@ class Upscaler(nn.Module):
 
     def save_pretrained(self, directory: str | os.PathLike, extra: dict | None = None) -> Path:
         """Write config.json (the config, plus `extra` fields such as the training photos) and model.safetensors."""
-        from safetensors.torch import save_file
+        from safetensors.torch import save
 
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         tensors = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        atomic_write(directory / WEIGHTS_NAME, lambda p: save_file(tensors, p, metadata={"format": "pt"}))
-        text = json.dumps({**asdict(self.config), **(extra or {})}, indent=2) + "\n"
-        atomic_write(directory / CONFIG_NAME, lambda p: Path(p).write_text(text))
+        atomic_write_bytes(directory / WEIGHTS_NAME, save(tensors, metadata={"format": "pt"}))
+        atomic_write_text(directory / CONFIG_NAME, json.dumps({**asdict(self.config), **(extra or {})}, indent=2) + "\n")
         return directory
 
     @classmethod
