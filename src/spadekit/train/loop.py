@@ -295,6 +295,12 @@ def _run(config: TrainConfig, run_dir: Path, resume: bool, dataset, info: dist_u
                 ) from None
             sched_g.load_state_dict(state["sched_g"])
             sched_d.load_state_dict(state["sched_d"])
+            # The config's learning rates hold on resume (the saved states carry the old ones): lowering them
+            # is how a run that diverged goes on. Unchanged, this computes the very rates the scheduler would.
+            for sched, lr in ((sched_g, lr_g), (sched_d, lr_d)):
+                sched.base_lrs = [lr] * len(sched.optimizer.param_groups)
+                for group in sched.optimizer.param_groups:
+                    group["initial_lr"], group["lr"] = lr, lr * schedule(sched.last_epoch)
             scaler_g.load_state_dict(state["scaler_g"])
             scaler_d.load_state_dict(state["scaler_d"])
             noise.set_state(state["noise"])
@@ -308,7 +314,9 @@ def _run(config: TrainConfig, run_dir: Path, resume: bool, dataset, info: dist_u
                 print(f"resuming {run_dir} from {path.name} (step {step})", flush=True)
     if info.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
-    with _run_faults(run_dir, lambda: step):
+    # On any fault the data workers are ended at once: they ignore SIGTERM, so none may outlive the run.
+    end_workers = lambda: batches.seek(batches.epoch, batches.step_in_epoch)  # noqa: E731  (drops the loader)
+    with _run_faults(run_dir, lambda: step, end_workers):
         if info.is_main:
             save_config(config, run_dir / "config.yaml")
         monitor = Monitor(run_dir, config, step, total_steps, info.is_main)
@@ -317,7 +325,7 @@ def _run(config: TrainConfig, run_dir: Path, resume: bool, dataset, info: dist_u
 
     def note(text: str) -> None:
         if info.is_main:
-            monitor.message(f"note: {text}")
+            monitor.message(f"note: {text}", file=sys.stderr)
         else:
             print(f"note (rank {info.rank}): {text}", file=sys.stderr, flush=True)
 
@@ -357,7 +365,7 @@ def _run(config: TrainConfig, run_dir: Path, resume: bool, dataset, info: dist_u
     skipped_files: dict[str, int] = {}  # data.skip_bad_files: what was skipped, how often
     last_save_time = time.monotonic()
     last_log_time, last_log_step = time.monotonic(), step
-    with _StopRequest() as stop, _run_faults(run_dir, lambda: step):
+    with _StopRequest() as stop, _run_faults(run_dir, lambda: step, end_workers):
         while step < total_steps:
             try:
                 micro_batches = batches.next_step()
@@ -383,16 +391,18 @@ def _run(config: TrainConfig, run_dir: Path, resume: bool, dataset, info: dist_u
                 d_losses, finite = discriminator_step(d_ddp, discriminator, g_step, inputs, fakes, opt_d, scaler_d, t, layout, device, augmenter)
                 losses.update(d_losses)
             if not finite:
-                named = ", ".join(f"{k} = {float(v)}" for k, v in losses.items() if not math.isfinite(float(v)))
+                bad = [f"{k} = {float(v)}" for k, v in losses.items() if not math.isfinite(float(v))]
+                named = f"loss{'es' if len(bad) > 1 else ''} {', '.join(bad)}"
                 if nonfinite_skips >= t.skip_nonfinite:
                     used = f" after {nonfinite_skips} skipped step(s), all train.skip_nonfinite allows" if t.skip_nonfinite else ""
+                    fp32 = " or use train.precision fp32" if t.precision != "fp32" else ""
                     raise SpadekitError(
-                        f"step {step + 1}: loss {named}{used}; training diverged, the update was not applied and no checkpoint "
-                        f"written; {_newest(run_dir)}: lower the learning rates (train.lr_g / train.lr_d) or use train.precision fp32 "
-                        "(or let a few such steps be skipped: train.skip_nonfinite=N), then continue with --resume"
+                        f"step {step + 1}: {named}{used}; training diverged, the update was not applied and no checkpoint "
+                        f"written; {_newest(run_dir)}: lower the learning rates (train.lr_g / train.lr_d){fp32} (or let a few "
+                        "such steps be skipped: train.skip_nonfinite=N), then continue with --resume"
                     )
                 nonfinite_skips += 1
-                note(f"step {step + 1}: loss {named}: its updates were skipped ({nonfinite_skips} of train.skip_nonfinite "
+                note(f"step {step + 1}: {named}: its updates were skipped ({nonfinite_skips} of train.skip_nonfinite "
                      f"{t.skip_nonfinite})")
             else:
                 if augmenter.policy:
@@ -472,22 +482,24 @@ def _worker_message(error: SpadekitError) -> str:
 
 
 @contextlib.contextmanager
-def _run_faults(run_dir: Path, current_step: Callable[[], int]):
+def _run_faults(run_dir: Path, current_step: Callable[[], int], cleanup: Callable[[], None]):
     """A run file that cannot be written (a full disk) or a data worker that died ends the run with one message
-    naming the step, what failed and the newest checkpoint, which stays intact."""
+    naming the step, what failed and the newest checkpoint, which stays intact. On any error `cleanup()` runs
+    first (the error's traceback would keep the run's data workers alive)."""
     try:
         yield
-    except WriteError as error:
-        fix = "free space" if error.disk_full else "fix the folder"
-        raise SpadekitError(
-            f"step {current_step()}: cannot write {error.what} {error.path}: {error.reason}; {_newest(run_dir)}: {fix}, "
-            "then continue with --resume"
-        ) from None
-    except RuntimeError as error:
-        if "DataLoader worker" not in str(error):
-            raise
-        reason = str(error).strip().splitlines()[0].rstrip(". ")
-        raise SpadekitError(
-            f"step {current_step() + 1}: a data-loading worker process died ({reason}); {_newest(run_dir)}: continue with "
-            "--resume (if the system ran out of memory, lower data.num_workers)"
-        ) from None
+    except BaseException as error:
+        cleanup()
+        if isinstance(error, WriteError):
+            fix = "free space" if error.disk_full else "fix the folder"
+            raise SpadekitError(
+                f"step {current_step()}: cannot write {error.what} {error.path}: {error.reason}; {_newest(run_dir)}: {fix}, "
+                "then continue with --resume"
+            ) from None
+        if isinstance(error, RuntimeError) and "DataLoader worker" in str(error):
+            reason = str(error).strip().splitlines()[0].rstrip(". ")
+            raise SpadekitError(
+                f"step {current_step() + 1}: a data-loading worker process died ({reason}); {_newest(run_dir)}: continue "
+                "with --resume (if the system ran out of memory, lower data.num_workers)"
+            ) from None
+        raise

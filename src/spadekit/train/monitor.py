@@ -80,9 +80,10 @@ class Monitor:
             self.writer.add_image("samples", grid, step, dataformats="HWC")
         return path
 
-    def message(self, text: str) -> None:
+    def message(self, text: str, file=None) -> None:
+        """A line above the progress bar, on stdout (file: e.g. sys.stderr for notes of faults)."""
         if self.enabled:
-            (self.bar.write if self.bar is not None else print)(text)
+            (self.bar.write if self.bar is not None else print)(text, file=file)
 
     def close(self) -> None:
         if self.bar is not None:
