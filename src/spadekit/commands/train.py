@@ -19,7 +19,8 @@ def register(subparsers) -> None:
     parser.add_argument("--config", default=None, help=f"a preset's name ({', '.join(preset_names())}) or a YAML file")
     parser.add_argument("overrides", nargs="*", metavar="section.key=value", help="config overrides, e.g. train.steps=1000")
     parser.add_argument("--out", required=True, help="run folder (checkpoints, samples, logs, final model)")
-    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its newest readable checkpoint "
+                        "(an unreadable one is kept as .unreadable and the one before is used)")
     parser.set_defaults(func=run)
 
 

@@ -32,6 +32,7 @@ import random
 import signal
 import sys
 import time
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -314,9 +315,21 @@ def _run(config: TrainConfig, run_dir: Path, resume: bool, dataset, info: dist_u
                 print(f"resuming {run_dir} from {path.name} (step {step})", flush=True)
     if info.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
-    # On any fault the data workers are ended at once: they ignore SIGTERM, so none may outlive the run.
-    end_workers = lambda: batches.seek(batches.epoch, batches.step_in_epoch)  # noqa: E731  (drops the loader)
-    with _run_faults(run_dir, lambda: step, end_workers):
+    monitor = None
+
+    def wind_up() -> None:
+        """On any fault: end the data workers at once (they ignore SIGTERM, so none may outlive the run; seeking
+        drops the loader) and close the progress bar, so the error is a line of its own. A dead worker is
+        reported by torch's SIGCHLD handler wherever the process is, so it may interrupt this too."""
+        for action in (lambda: batches.seek(batches.epoch, batches.step_in_epoch), monitor.close if monitor else None):
+            try:
+                if action is not None:
+                    action()
+            except RuntimeError as error:
+                if not _worker_died(error):
+                    raise
+
+    with _run_faults(run_dir, lambda: step, wind_up):
         if info.is_main:
             save_config(config, run_dir / "config.yaml")
         monitor = Monitor(run_dir, config, step, total_steps, info.is_main)
@@ -365,14 +378,15 @@ def _run(config: TrainConfig, run_dir: Path, resume: bool, dataset, info: dist_u
     skipped_files: dict[str, int] = {}  # data.skip_bad_files: what was skipped, how often
     last_save_time = time.monotonic()
     last_log_time, last_log_step = time.monotonic(), step
-    with _StopRequest() as stop, _run_faults(run_dir, lambda: step, end_workers):
+    with _StopRequest() as stop, _run_faults(run_dir, lambda: step, wind_up):
         while step < total_steps:
             try:
                 micro_batches = batches.next_step()
             except SpadekitError as error:
+                skip = "" if config.data.skip_bad_files else " (or let unreadable files be skipped: data.skip_bad_files=true)"
                 raise SpadekitError(
                     f"step {step + 1}: {_worker_message(error)}; {_newest(run_dir)}: replace or remove the file, then continue "
-                    "with --resume (or let unreadable files be skipped: data.skip_bad_files=true)"
+                    f"with --resume{skip}"
                 ) from None
             for reason in (r for batch in micro_batches for r in batch.pop("skipped", ()) if r):
                 skipped_files[reason] = skipped_files.get(reason, 0) + 1
@@ -481,6 +495,10 @@ def _worker_message(error: SpadekitError) -> str:
     return text
 
 
+def _worker_died(error: BaseException) -> bool:
+    return isinstance(error, RuntimeError) and str(error).startswith("DataLoader worker")
+
+
 @contextlib.contextmanager
 def _run_faults(run_dir: Path, current_step: Callable[[], int], cleanup: Callable[[], None]):
     """A run file that cannot be written (a full disk) or a data worker that died ends the run with one message
@@ -489,6 +507,8 @@ def _run_faults(run_dir: Path, current_step: Callable[[], int], cleanup: Callabl
     try:
         yield
     except BaseException as error:
+        if _worker_died(error):  # the loader's frames in the traceback would keep it (and its dead worker's pid) alive
+            traceback.clear_frames(error.__traceback__)
         cleanup()
         if isinstance(error, WriteError):
             fix = "free space" if error.disk_full else "fix the folder"
@@ -496,7 +516,7 @@ def _run_faults(run_dir: Path, current_step: Callable[[], int], cleanup: Callabl
                 f"step {current_step()}: cannot write {error.what} {error.path}: {error.reason}; {_newest(run_dir)}: {fix}, "
                 "then continue with --resume"
             ) from None
-        if isinstance(error, RuntimeError) and "DataLoader worker" in str(error):
+        if _worker_died(error):
             reason = str(error).strip().splitlines()[0].rstrip(". ")
             raise SpadekitError(
                 f"step {current_step() + 1}: a data-loading worker process died ({reason}); {_newest(run_dir)}: continue "
