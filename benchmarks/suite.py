@@ -4,6 +4,9 @@
     python benchmarks/suite.py --suite scaling --plot docs/images/perf_scaling.png
     python benchmarks/suite.py --labels 151 --ngf 64 --size 256 --mode train [--checkpointing] [--path fast]
     python benchmarks/suite.py --model default [--compile]
+    python benchmarks/suite.py --suite any-size         # the bundled model at 256x256 .. 2048x512 (fp32)
+    python benchmarks/suite.py --suite any-size-methods # how one z fills a panorama: grid vs windows
+    python benchmarks/suite.py --suite upscale          # upscaler-x4 against bicubic, 256 -> 1024
 
 Each case runs in its own subprocess (so peak memory, read from the OS, belongs to that case alone)
 and prints one JSON line: median and minimum seconds per call and peak resident memory. A comparison
@@ -321,9 +324,331 @@ def psnr_fast_vs_float32(case: Case) -> float:
     return float("inf") if mse == 0 else 10 * torch.log10(torch.tensor(1.0 / mse)).item()
 
 
+# ---- Any size: the bundled model at sizes other than its training size --------------------------------
+
+ANY_SIZES = [(256, 256), (512, 512), (1024, 256), (1024, 512), (2048, 512)]  # (width, height)
+
+
+def _painting_at(name: str, width: int, height: int):
+    """A starter painting (256x256 raw ids) nearest-resized to width x height."""
+    import numpy as np
+    from PIL import Image
+
+    from spadekit.landscapes.paintings import load_painting
+
+    return np.asarray(Image.fromarray(load_painting(name).astype(np.uint8)).resize((width, height), Image.NEAREST)).astype(np.int64)
+
+
+def run_any_size(width: int, height: int, repeats: int = 3, threads: int = 2) -> dict:
+    """Seconds per image (median of `repeats`, after a warm-up) and peak RSS of `Pipeline.run` at one size, fp32."""
+    from spadekit.inference import Pipeline
+
+    torch.set_num_threads(threads)
+    pipe = Pipeline.from_pretrained("default", dtype="float32")
+    ids = _painting_at("mountains", width, height)
+    loaded_mb = _peak_rss_mb()
+    pipe.run(ids, seed=0, size=(width, height))  # warm-up
+    times, cpu = [], []
+    for k in range(repeats):
+        start, start_cpu = time.perf_counter(), time.process_time()
+        pipe.run(ids, seed=k, size=(width, height))
+        times.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)  # less sensitive than wall time to other work on the cores
+    return {"width": width, "height": height, "median_s": statistics.median(times), "min_s": min(times),
+            "cpu_s": statistics.median(cpu), "peak_rss_mb": _peak_rss_mb(), "loaded_rss_mb": loaded_mb}
+
+
+def any_size_table(repeats: int = 3, threads: int = 2) -> list[dict]:
+    """Every size of ANY_SIZES in its own process; per-pixel time and memory as ratios to 256x256."""
+    rows = []
+    for width, height in ANY_SIZES:
+        spec = json.dumps({"width": width, "height": height, "repeats": repeats, "threads": threads})
+        out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--run-any-size", spec], capture_output=True, text=True)
+        if out.returncode != 0:
+            raise SpadekitError(f"any-size case {width}x{height} failed: {out.stderr.strip().splitlines()[-1:]}")
+        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        print(json.dumps(rows[-1]), flush=True)
+    base = rows[0]
+    base_pixels = base["width"] * base["height"]
+    for row in rows:
+        pixels = row["width"] * row["height"] / base_pixels
+        row["pixels_ratio"] = pixels
+        row["time_per_pixel_ratio"] = row["median_s"] / base["median_s"] / pixels
+        row["cpu_per_pixel_ratio"] = row["cpu_s"] / base["cpu_s"] / pixels
+        # what generating added on top of the loaded model and torch
+        row["activation_mb"] = row["peak_rss_mb"] - row["loaded_rss_mb"]
+        row["memory_per_pixel_ratio"] = row["activation_mb"] / (base["activation_mb"] * pixels)
+    return rows
+
+
+def format_any_size(rows: list[dict]) -> str:
+    lines = ["| size | pixels (x 256x256) | s / image | CPU s / image | time per pixel (x 256x256) | CPU time per pixel (x 256x256) "
+             "| peak RSS MB | generating MB | memory per pixel (x 256x256) |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['width']}x{r['height']} | {r['pixels_ratio']:.0f} | {r['median_s']:.2f} | {r['cpu_s']:.2f} | "
+                     f"{r['time_per_pixel_ratio']:.2f} | {r['cpu_per_pixel_ratio']:.2f} | "
+                     f"{r['peak_rss_mb']:.0f} | {r['activation_mb']:.0f} | {r['memory_per_pixel_ratio']:.2f} |")
+    return "\n".join(lines)
+
+
+def windows_generate(pipe, channels: torch.Tensor, seed: int, one_z: bool = False) -> torch.Tensor:
+    """The alternative to growing the latent grid: overlapping windows of the training size (stride half a
+    window) generated separately and blended with a Hann weight (which sums to one where two overlap).
+    Window k uses seed + k (one_z: all use seed, so windows over the same map are copies)."""
+    th, tw = pipe.size
+    h, w = channels.shape[-2:]
+
+    def starts(total, size):
+        points = list(range(0, total - size + 1, size // 2))
+        return points if points[-1] == total - size else points + [total - size]
+
+    def hann(size):
+        return torch.sin(torch.pi * (torch.arange(size) + 0.5) / size) ** 2
+
+    weight = hann(th)[:, None] * hann(tw)[None, :]
+    total = torch.zeros(1, 3, h, w)
+    norm = torch.zeros(1, 1, h, w)
+    k = 0
+    for y in starts(h, th):
+        for x in starts(w, tw):
+            z = pipe.latents(1, seed if one_z else seed + k)
+            window = pipe.generate_from_channels(channels[..., y:y + th, x:x + tw], z)
+            total[..., y:y + th, x:x + tw] += window * weight
+            norm[..., y:y + th, x:x + tw] += weight
+            k += 1
+    return total / norm
+
+
+def segment_in_squares(segmenter, image: torch.Tensor) -> torch.Tensor:
+    """Labels [1,H,W] of an image [1,3,H,W] read in H x H squares (the last one flush right), each as the
+    segmenter reads a square output: a wide image is not squeezed into the segmenter's input width."""
+    h, w = image.shape[-2:]
+    labels = torch.zeros(1, h, w, dtype=torch.long)
+    for x in list(range(0, w - h + 1, h)) + ([w - h] if w % h else []):
+        labels[..., x:x + h] = segmenter.predict(image[..., x:x + h])
+    return labels
+
+
+def seam_scores(image: torch.Tensor, period: int) -> dict:
+    """Where windows of width 2*period at stride `period` would leave traces, on one image [1,3,H,W]:
+    jump: mean |x-gradient| at the window borders (x = k*period) over its mean elsewhere (1: no edge there);
+    blur: sharpness (mean |gradient|) in 16-px bands around the points where two windows blend equally
+    (x = k*period + period/2) over that in bands around window centres (1: no cross-fade softening)."""
+    gray = image.float().mean(1)[0]
+    dx = (gray[:, 1:] - gray[:, :-1]).abs().mean(0)  # dx[i]: between columns i and i+1
+    dy = (gray[1:] - gray[:-1]).abs().mean(0)
+    w = gray.shape[-1]
+    borders = [x - 1 for x in range(period, w, period)]
+    others = [i for i in range(w - 1) if i not in borders]
+    sharp = dx + dy[:w - 1]  # per column
+
+    def band(centres):
+        return torch.cat([sharp[max(0, c - 8):c + 8] for c in centres]).mean()
+
+    blend = [x for x in range(period // 2, w - period // 2, period)][1:]
+    centres = [x for x in range(period, w - period, period)]
+    return {"jump": float(dx[borders].mean() / dx[others].mean()), "blur": float(band(blend) / band(centres))}
+
+
+def tiles_generate(pipe, channels: torch.Tensor, seed: int, variation: float = 0.5) -> torch.Tensor:
+    """Another way to grow the latent grid: tiles of the trained grid side by side, tile k from its own
+    z_k = sqrt(1 - v**2) z + v eps_k (eps_k from seed + 1000 + k: the style kept, the detail varied),
+    cross-faded over two cells at each tile border. The generator's own latent_grid is swapped for the call."""
+    import types
+
+    import torch.nn.functional as F
+
+    generator = pipe.model.generator
+    z = pipe.latents(1, seed)
+
+    def latent_grid(self, z, grid):
+        sh, sw = self.latent_size
+        count = 1 + max(0, -(-(grid[1] - sw) // (sw - 2)))  # each further tile adds sw - 2 cells
+        zs = [z] + [(1 - variation ** 2) ** 0.5 * z + variation * pipe.latents(1, seed + 1000 + k) for k in range(1, count)]
+        tiles = [self.input(zk.to(self.input.weight.dtype)).unflatten(1, (16 * self.config.ngf, sh, sw)) for zk in zs]
+        row = tiles[0]
+        for tile in tiles[1:]:
+            fade = torch.linspace(0, 1, 4, dtype=row.dtype)  # two cells either side of the border
+            blended = row[..., -2:] * (1 - fade[:2]) + tile[..., :2] * fade[:2]
+            row = torch.cat([row[..., :-2], blended, tile[..., 2:]], dim=-1)
+        row = row[..., :grid[1]]
+        return row if row.shape[-2] == grid[0] else F.interpolate(row, size=tuple(grid), mode="bilinear", align_corners=False)
+
+    generator.latent_grid = types.MethodType(latent_grid, generator)
+    try:
+        return pipe.generate_from_channels(channels, z)
+    finally:
+        del generator.latent_grid
+
+
+def texture_anisotropy(image: torch.Tensor, channels: torch.Tensor) -> float:
+    """Mean |x-gradient| over mean |y-gradient| of an image [1,3,H,W] inside label regions (pixels whose
+    right and lower neighbours have the same label): below the square output's value, textures are
+    smoother along the width, i.e. stretched."""
+    gray = image.float().mean(1)[0]
+    label = channels[0, 0]
+    dx = (gray[:-1, 1:] - gray[:-1, :-1]).abs()
+    dy = (gray[1:, :-1] - gray[:-1, :-1]).abs()
+    inside = (label[:-1, 1:] == label[:-1, :-1]) & (label[1:, :-1] == label[:-1, :-1])
+    return float(dx[inside].mean() / dy[inside].mean())
+
+
+def detail_difference(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Mean |a - b| of two images [1,3,H,W] after removing each one's mean colour: how much their content
+    differs, not their overall tint (two seeds of a multimodal model differ mostly in tint)."""
+    return float(((a - a.mean((-2, -1), keepdim=True)) - (b - b.mean((-2, -1), keepdim=True))).abs().mean())
+
+
+def any_size_methods(paintings: list[str] | None = None, seed: int = 0, threads: int = 2) -> list[dict]:
+    """How one z fills a 1024x256 panorama, per method, over the starter paintings (fp32):
+    grid: the shipped way (the latent grid grows with the map, `SPADEGenerator.latent_grid`);
+    windows: overlapping 256x256 windows, one z each, Hann-blended; windows-one-z: the same with one z;
+    tiles: the trained grid tiled, a varied z per tile (`tiles_generate`).
+    Per method: mIoU of the bundled real-photo segmenter at 1024x256 (read in 256 squares) over that at
+    256x256 on the same paintings; seam scores (`seam_scores`, period 128: the windows' stride); LPIPS
+    mean |difference| and `detail_difference` between the quarters of an output from a map with the
+    painting in every quarter, over those between two seeds at 256x256 (1: as different as two images;
+    0: copies); `texture_anisotropy` over the square output's (1: textures as round as at 256x256);
+    seconds per image."""
+    import torch.nn.functional as F
+
+    from spadekit.commands.eval import default_segmenter
+    from spadekit.eval.diversity import LPIPS
+    from spadekit.eval.segmentation import confusion_matrix, load_segmenter, mean_iou
+    from spadekit.inference import Pipeline, resolve_model_path
+    from spadekit.landscapes.paintings import load_painting, painting_specs
+
+    torch.set_num_threads(threads)
+    pipe = Pipeline.from_pretrained("default", dtype="float32")
+    segmenter = load_segmenter(default_segmenter(resolve_model_path("default")))
+    lpips = LPIPS()
+    names = paintings or [spec["name"] for spec in painting_specs()]
+    n = pipe.labels.num_channels
+
+    methods = {
+        "grid": lambda channels, s: pipe.generate_from_channels(channels, pipe.latents(1, s)),
+        "windows": lambda channels, s: windows_generate(pipe, channels, s),
+        "windows-one-z": lambda channels, s: windows_generate(pipe, channels, s, one_z=True),
+        "tiles": lambda channels, s: tiles_generate(pipe, channels, s),
+    }
+    square_conf = torch.zeros(n, n, dtype=torch.long).numpy()
+    conf = {m: square_conf.copy() for m in methods}
+    seams = {m: [] for m in methods}
+    quarters = {m: [] for m in methods}
+    seconds = {m: [] for m in methods}
+    texture = {m: [] for m in methods}
+    seed_lpips, seed_pixels, seed_detail = [], [], []
+    for name in names:
+        square = pipe.prepare_channels(load_painting(name))
+        wide = F.interpolate(square.float(), size=(256, 1024), mode="nearest").long()
+        tiled = square.repeat(1, 1, 1, 4)
+        pair = pipe.generate_from_channels(square, pipe.latents(2, seed))
+        square_conf += confusion_matrix(square[:, 0], segmenter.predict(pair[:1]), n)
+        square_texture = texture_anisotropy(pair[:1], square)
+        seed_lpips.append(float(lpips(pair[:1], pair[1:])))
+        seed_pixels.append(float((pair[0] - pair[1]).abs().mean()))
+        seed_detail.append(detail_difference(pair[:1], pair[1:]))
+        for method, generate in methods.items():
+            start = time.perf_counter()
+            image = generate(wide, seed)
+            seconds[method].append(time.perf_counter() - start)
+            conf[method] += confusion_matrix(wide[:, 0], segment_in_squares(segmenter, image), n)
+            seams[method].append(seam_scores(image, 128))
+            texture[method].append(texture_anisotropy(image, wide) / square_texture)
+            parts = generate(tiled, seed).split(256, dim=-1)
+            pairs = [(i, j) for i in range(4) for j in range(i + 1, 4)]
+            quarters[method].append((statistics.mean(float(lpips(parts[i], parts[j])) for i, j in pairs),
+                                     statistics.mean(float((parts[i] - parts[j]).abs().mean()) for i, j in pairs),
+                                     statistics.mean(detail_difference(parts[i], parts[j]) for i, j in pairs)))
+    square_miou = mean_iou(square_conf)
+    rows = []
+    for method in methods:
+        rows.append({
+            "method": method, "miou_256": square_miou, "miou_1024x256": mean_iou(conf[method]),
+            "miou_ratio": mean_iou(conf[method]) / square_miou,
+            "seam_jump": statistics.mean(x["jump"] for x in seams[method]),
+            "seam_blur": statistics.mean(x["blur"] for x in seams[method]),
+            "quarters_lpips_ratio": statistics.mean(q[0] for q in quarters[method]) / statistics.mean(seed_lpips),
+            "quarters_pixel_ratio": statistics.mean(q[1] for q in quarters[method]) / statistics.mean(seed_pixels),
+            "quarters_detail_ratio": statistics.mean(q[2] for q in quarters[method]) / statistics.mean(seed_detail),
+            "texture_anisotropy_ratio": statistics.mean(texture[method]),
+            "seconds": statistics.median(seconds[method]),
+        })
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def format_any_size_methods(rows: list[dict]) -> str:
+    lines = ["| method | mIoU 1024x256 / 256x256 | seam jump | seam blur | quarters LPIPS (x two seeds) "
+             "| quarters pixels (x two seeds) | quarters detail (x two seeds) | texture x/y (x 256x256) | s / image |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['method']} | {r['miou_1024x256']:.3f} / {r['miou_256']:.3f} = {r['miou_ratio']:.2f} | {r['seam_jump']:.2f} | "
+                     f"{r['seam_blur']:.2f} | {r['quarters_lpips_ratio']:.2f} | {r['quarters_pixel_ratio']:.2f} | "
+                     f"{r['quarters_detail_ratio']:.2f} | {r['texture_anisotropy_ratio']:.2f} | {r['seconds']:.2f} |")
+    return "\n".join(lines)
+
+
+# ---- Upscaling: the bundled upscaler-x4 against PIL's bicubic, 256 -> 1024 ------------------------------
+
+UPSCALE_METHODS = ("bicubic", "upscaler-x4")
+
+
+def run_upscale(method: str, size: int = 256, repeats: int = 5, threads: int = 2) -> dict:
+    """Seconds (median of `repeats`, after a warm-up) to enlarge a size x size crop of a held-out photo 4x
+    with `method`: PIL's bicubic (the baseline) or the bundled upscaler through `spadekit upscale`'s path."""
+    from PIL import Image
+
+    from spadekit.upscale import load_upscaler, upscale_image
+    from spadekit.upscale.patches import heldout_crops
+
+    torch.set_num_threads(threads)
+    image = Image.fromarray(heldout_crops(size, per_photo=1)[0][1])
+    if method == "bicubic":
+        def step():
+            return image.resize((4 * size, 4 * size), Image.BICUBIC)
+    else:
+        model = load_upscaler(method)
+
+        def step():
+            return upscale_image(model, image, 4)
+    step()  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = step()
+        times.append(time.perf_counter() - start)
+    return {"method": method, "size": size, "out_size": list(result.size), "threads": threads,
+            "median_s": statistics.median(times), "min_s": min(times), "peak_rss_mb": _peak_rss_mb()}
+
+
+def upscale_table(repeats: int = 5, threads: int = 2) -> list[dict]:
+    """Each method of UPSCALE_METHODS in its own process; time as a ratio to bicubic's."""
+    rows = []
+    for method in UPSCALE_METHODS:
+        spec = json.dumps({"method": method, "repeats": repeats, "threads": threads})
+        out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--run-upscale", spec], capture_output=True, text=True)
+        if out.returncode != 0:
+            raise SpadekitError(f"upscale case {method} failed: {out.stderr.strip().splitlines()[-1:]}")
+        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        print(json.dumps(rows[-1]), flush=True)
+    for row in rows:
+        row["time_ratio"] = row["median_s"] / rows[0]["median_s"]
+    return rows
+
+
+def format_upscale(rows: list[dict]) -> str:
+    lines = ["| 256 -> 1024 | s / image (median) | x bicubic | peak RSS MB |", "|---|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['method']} | {r['median_s']:.3f} | {r['time_ratio']:.0f} | {r['peak_rss_mb']:.0f} |")
+    return "\n".join(lines)
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="benchmarks/suite.py", description="time inference / training: fast path vs plain float32 baseline")
-    parser.add_argument("--suite", default=None, help=f"a named suite ({', '.join(SUITES)}) instead of one case")
+    parser.add_argument("--suite", default=None,
+                        help=f"a named suite ({', '.join(SUITES)}, any-size, any-size-methods, upscale) instead of one case")
     parser.add_argument("--model", default=None, help="a model folder or 'default' (overrides the size options)")
     parser.add_argument("--labels", type=int, default=151, help="label channels")
     parser.add_argument("--ngf", type=int, default=64)
@@ -338,6 +663,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--compile", action="store_true", help="infer mode: torch.compile the fast path's SPADE kernels")
     parser.add_argument("--plot", default=None, help="write time against pixels (both paths) as a PNG image here")
     parser.add_argument("--run-case", default=None, help=argparse.SUPPRESS)  # one case as JSON, in this process
+    parser.add_argument("--paintings", default=None, help="any-size-methods: comma-separated starter paintings (default: all)")
+    parser.add_argument("--run-any-size", default=None, help=argparse.SUPPRESS)  # one any-size case as JSON
+    parser.add_argument("--run-upscale", default=None, help=argparse.SUPPRESS)  # one upscale case as JSON
     return parser.parse_args(argv)
 
 
@@ -345,6 +673,30 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.run_case:
         print(json.dumps(run_case(Case(**json.loads(args.run_case)))))
+        return 0
+    if args.run_any_size:
+        print(json.dumps(run_any_size(**json.loads(args.run_any_size))))
+        return 0
+    if args.run_upscale:
+        print(json.dumps(run_upscale(**json.loads(args.run_upscale))))
+        return 0
+    if args.suite == "upscale":
+        rows = upscale_table(repeats=args.repeats, threads=args.threads)
+        print()
+        print(format_upscale(rows))
+        print(json.dumps({"upscale": rows}))
+        return 0
+    if args.suite == "any-size":
+        rows = any_size_table(repeats=min(args.repeats, 3), threads=args.threads)
+        print()
+        print(format_any_size(rows))
+        print(json.dumps({"any_size": rows}))
+        return 0
+    if args.suite == "any-size-methods":
+        rows = any_size_methods(args.paintings.split(",") if args.paintings else None, threads=args.threads)
+        print()
+        print(format_any_size_methods(rows))
+        print(json.dumps({"any_size_methods": rows}))
         return 0
     if args.suite:
         if args.suite not in SUITES:
