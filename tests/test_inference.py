@@ -70,7 +70,8 @@ def test_label_map_inputs(pipe, tmp_path):
     assert np.array_equal(load_label_map(Image.fromarray(ids.astype(np.uint8)), pipe.labels), ids)
     # batched internally: more images than the batch size
     assert len(pipe(ids, num_images=5, size=32)) == 5
-    assert pipe(ids, size=(16, 32))[0].size == (32, 16)
+    multiple = pipe.size_multiple
+    assert pipe(ids, size=(2 * multiple, multiple))[0].size == (2 * multiple, multiple)  # (width, height), as PIL
 
 
 def test_bad_inputs_have_clear_messages(pipe, tmp_path):
