@@ -113,6 +113,29 @@ def test_an_exploding_learning_rate_stops_the_run_before_any_bad_checkpoint(run_
     assert all(finite_tensors(ckpt.load_checkpoint(path)) for _, path in ckpt.list_checkpoints(run))
 
 
+def test_a_non_finite_weight_is_never_checkpointed(run_of_three, monkeypatch):
+    """The EMA weights enter no loss, so only the check before a save can see them go bad: here the EMA update
+    of step 5 leaves an Inf in one weight (a test double for a numerical fault there)."""
+    from spadekit.train import loop
+
+    calls = []
+
+    def faulty_ema_update(ema, model, decay):
+        loop_ema_update(ema, model, decay)
+        calls.append(1)
+        if len(calls) == 2:
+            next(ema.parameters()).data.view(-1)[0] = float("inf")
+
+    loop_ema_update = loop.ema_update
+    monkeypatch.setattr(loop, "ema_update", faulty_ema_update)
+    data, run = run_of_three
+    with pytest.raises(SpadekitError, match=r"^step 5: ema\.\S+ holds NaN or Inf, so no checkpoint was written; "
+                                            r"the newest checkpoint step_00000004\.pt \(step 4\) is intact"):
+        train(tiny_config(data, "train.steps=10"), run, resume=True)
+    assert [step for step, _ in ckpt.list_checkpoints(run)] == [1, 2, 3, 4]
+    assert all(finite_tensors(ckpt.load_checkpoint(path)) for _, path in ckpt.list_checkpoints(run))
+
+
 class _NaNPhotoOnce:
     """A dataset whose photo is NaN on its n-th read: a transient non-finite input (one read per step at
     batch size 1; a resumed run reads its fixed sample batch from the run folder)."""
