@@ -32,7 +32,6 @@ import random
 import signal
 import sys
 import time
-import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -111,7 +110,12 @@ def lr_factor(step: int, total: int, decay_start: float) -> float:
 
 
 class _StopRequest:
-    """SIGTERM / SIGINT ask the loop to save a checkpoint and stop at the end of the current step."""
+    """SIGTERM / SIGINT ask the loop to save a checkpoint and stop at the end of the current step.
+
+    quiet_workers(): torch's DataLoader installs a SIGCHLD handler that raises wherever the process is when a
+    worker dies (inside an optimiser step, or inside the loader's own exception handling, where it once
+    crashed the interpreter); with it off, the loader reports the death from `next()` within seconds.
+    The handler found on entry is restored on exit."""
 
     def __init__(self):
         self.requested = False
@@ -123,7 +127,13 @@ class _StopRequest:
                 self._previous[sig] = signal.signal(sig, self._handle)
             except ValueError:  # not the main thread
                 pass
+        if self._previous and signal.getsignal(signal.SIGCHLD) is not None:  # None: set outside Python, left alone
+            self._previous[signal.SIGCHLD] = signal.getsignal(signal.SIGCHLD)
         return self
+
+    def quiet_workers(self) -> None:
+        if signal.SIGCHLD in self._previous:
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
 
     def _handle(self, signum, frame):
         if self.requested:  # second signal: stop now
@@ -388,6 +398,8 @@ def _run(config: TrainConfig, run_dir: Path, resume: bool, dataset, info: dist_u
                     f"step {step + 1}: {_worker_message(error)}; {_newest(run_dir)}: replace or remove the file, then continue "
                     f"with --resume{skip}"
                 ) from None
+            if config.data.num_workers:
+                stop.quiet_workers()  # after the loader of an epoch installed its handler
             for reason in (r for batch in micro_batches for r in batch.pop("skipped", ()) if r):
                 skipped_files[reason] = skipped_files.get(reason, 0) + 1
                 if skipped_files[reason] == 1:
@@ -495,6 +507,23 @@ def _worker_message(error: SpadekitError) -> str:
     return text
 
 
+def _release_loader_frames(error: BaseException | None) -> None:
+    """Clear the DataLoader's own frames from an error's tracebacks (and those of the errors it replaced): they
+    hold the loader, which must shut its workers down now, not when the caller lets go of the error."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        tb = error.__traceback__
+        while tb is not None:
+            if tb.tb_frame.f_globals.get("__name__", "").startswith("torch.utils.data"):
+                try:
+                    tb.tb_frame.clear()
+                except RuntimeError:  # still running
+                    pass
+            tb = tb.tb_next
+        error = error.__context__ or error.__cause__
+
+
 def _worker_died(error: BaseException) -> bool:
     return isinstance(error, RuntimeError) and str(error).startswith("DataLoader worker")
 
@@ -507,8 +536,7 @@ def _run_faults(run_dir: Path, current_step: Callable[[], int], cleanup: Callabl
     try:
         yield
     except BaseException as error:
-        if _worker_died(error):  # the loader's frames in the traceback would keep it (and its dead worker's pid) alive
-            traceback.clear_frames(error.__traceback__)
+        _release_loader_frames(error)
         cleanup()
         if isinstance(error, WriteError):
             fix = "free space" if error.disk_full else "fix the folder"
