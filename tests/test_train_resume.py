@@ -14,6 +14,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from spadekit.fileio import atomic_write
 from spadekit.train import checkpoint as ckpt
 from test_train_smoke import TINY, perceptual_overrides, write_tiny_dataset
 
@@ -24,14 +25,14 @@ STEPS = 16  # 2N
 # ---- checkpoint files ---------------------------------------------------------------------------
 def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
     path = tmp_path / "checkpoints" / "step_00000001.pt"
-    ckpt.atomic_write(path, lambda p: torch.save({"step": 1}, p))
+    atomic_write(path, lambda p: torch.save({"step": 1}, p))
 
     def crash(p):
         Path(p).write_bytes(b"half a checkpoint")
         raise OSError("disk full")
 
     with pytest.raises(OSError):
-        ckpt.atomic_write(path, crash)
+        atomic_write(path, crash)
     assert torch.load(path, weights_only=True) == {"step": 1}
     assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary file left behind
 
