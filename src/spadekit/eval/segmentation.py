@@ -161,7 +161,7 @@ class TrainedSegmenter(nn.Module):
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike, map_location: str | torch.device = "cpu") -> TrainedSegmenter:
         """The segmenter saved in `directory` (the class its config names: U-Net or VGG16 head)."""
-        from safetensors.torch import load_file
+        from spadekit.models.spade_model import read_weights
 
         directory = Path(directory)
         config_path, weights_path = directory / CONFIG_NAME, directory / WEIGHTS_NAME
@@ -173,7 +173,7 @@ class TrainedSegmenter(nn.Module):
             model = build_segmenter(config)
         except (ValueError, TypeError) as error:
             raise SpadekitError(f"{config_path}: not a valid segmenter config ({error})") from None
-        state = load_file(str(weights_path))
+        state = read_weights(weights_path)  # refuses pickles, names the file when it is damaged
         own = model._saved_state()
         if set(state) != set(own) or any(state[k].shape != own[k].shape for k in own):
             raise SpadekitError(f"{weights_path}: weights do not match the segmenter described by {config_path}")

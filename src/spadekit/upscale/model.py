@@ -114,8 +114,7 @@ class Upscaler(nn.Module):
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike, map_location: str | torch.device = "cpu") -> Upscaler:
         """The upscaler saved in `directory` by save_pretrained, in eval mode."""
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
+        from spadekit.models.spade_model import read_weights
 
         directory = Path(directory)
         config_path, weights_path = directory / CONFIG_NAME, directory / WEIGHTS_NAME
@@ -128,10 +127,7 @@ class Upscaler(nn.Module):
         except (ValueError, TypeError, AttributeError) as error:
             raise SpadekitError(f"{config_path}: not a valid upscaler config ({error})") from None
         model = cls(config)
-        try:
-            state = load_file(str(weights_path))
-        except (SafetensorError, OSError) as error:
-            raise SpadekitError(f"{weights_path}: cannot read the weights ({error})") from None
+        state = read_weights(weights_path)  # refuses pickles, names the file when it is damaged
         own = model.state_dict()
         if set(state) != set(own) or any(state[k].shape != own[k].shape for k in own):
             raise SpadekitError(f"{weights_path}: weights do not match the upscaler described by {config_path}")
