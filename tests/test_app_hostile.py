@@ -304,24 +304,33 @@ def _send_big_body(port: int, path: str, total: int, declare_length: bool, timeo
     head += f"Content-Length: {total}\r\n\r\n" if declare_length else "Transfer-Encoding: chunked\r\n\r\n"
     piece = b"x" * 65536
     frame = piece if declare_length else b"%x\r\n" % len(piece) + piece + b"\r\n"
-    sent, answer, pending = 0, b"", b""
+    sent, answer, pending, refused = 0, b"", b"", False
     deadline = time.monotonic() + timeout
     with socket.create_connection(("127.0.0.1", port)) as sock:
         sock.sendall(head.encode())
         sock.setblocking(False)
         while time.monotonic() < deadline:
-            readable, writable, _ = select.select([sock], [] if declare_length else [sock], [], 0.5)
+            readable, writable, _ = select.select([sock], [] if declare_length or refused else [sock], [], 0.5)
             if readable:
-                data = sock.recv(65536)
+                try:
+                    data = sock.recv(65536)
+                except ConnectionResetError:  # the answer, if any, was read before the reset
+                    break
                 answer += data
                 if not data or _complete(answer):
                     break
                 continue
-            if writable and sent < total:  # a declared length: send nothing, the header alone must be refused
+            if writable and sent < total and not refused:  # a declared length: send nothing, the header alone must be refused
                 if not pending:
                     pending, sent = frame, sent + len(piece)
-                with contextlib.suppress(BlockingIOError):
+                try:
                     pending = pending[sock.send(pending):]
+                except BlockingIOError:
+                    pass
+                except (ConnectionResetError, BrokenPipeError):
+                    # the server answered and closed while we were still sending, as a refusing server may:
+                    # the kernel keeps the answer it already received, so stop sending and read it
+                    refused = True
     status_line, _, rest = answer.partition(b"\r\n")
     header_block, _, body = rest.partition(b"\r\n\r\n")
     headers = dict(line.decode().lower().split(": ", 1) for line in header_block.split(b"\r\n") if b": " in line)
