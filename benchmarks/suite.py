@@ -55,6 +55,17 @@ class Case:
     calibrate: bool = True  # infer: BatchNorm statistics from a few train-mode passes first (calibrate_batch_norm)
     checkpointing: bool = False  # train: activation checkpointing of the generator blocks
     compile: bool = False  # infer, fast path: torch.compile'd SPADE elementwise kernels (spadekit.layers.spade.compile_kernels)
+    dtype: str = "auto"  # fast path's compute dtype: auto = what the library picks here (bfloat16 only where it is native)
+
+
+def fast_dtype(case: Case) -> torch.dtype:
+    """The fast path's compute dtype: bfloat16 where the CPU runs it natively (AVX-512 BF16 / AMX), else float32
+    (emulated bfloat16 is several times slower than float32), unless the case names one."""
+    if case.dtype == "auto":
+        from spadekit.precision import fast_bf16
+
+        return torch.bfloat16 if fast_bf16(torch.device("cpu")) else torch.float32
+    return getattr(torch, case.dtype)
 
 
 SUITES = {
@@ -172,7 +183,7 @@ def _infer_step(model, label, z, case: Case):
     from spadekit.runtime_memory import keep_freed_memory
 
     keep_freed_memory()
-    fast = optimize_for_inference(model.generator, torch.bfloat16)
+    fast = optimize_for_inference(model.generator, fast_dtype(case))
     if case.compile and not compile_kernels():
         raise RuntimeError("torch.compile failed here (is a C++ compiler installed?); run without --compile")
 
@@ -195,6 +206,7 @@ def _train_step(model, label, z, case: Case):
     h, w = model.output_size
     real = torch.rand(label.shape[0], 3, h, w) * 2 - 1
     fast = case.path == "fast"
+    low_precision = fast and fast_dtype(case) == torch.bfloat16
     generator.activation_checkpointing = fast and case.checkpointing
     # fused Adam: one kernel per parameter instead of ~8 passes over it (same update, less time and memory)
     opt_g = torch.optim.Adam(generator.parameters(), lr=1e-4, betas=(0.0, 0.9), fused=fast or None)
@@ -212,7 +224,7 @@ def _train_step(model, label, z, case: Case):
     def ctx():
         # as the trainer: no cast cache with checkpointing (it would keep a bf16 copy of every weight alive
         # through the step); without, each weight is cast once per context instead of once per use
-        return (torch.autocast("cpu", dtype=torch.bfloat16, cache_enabled=not case.checkpointing) if fast
+        return (torch.autocast("cpu", dtype=torch.bfloat16, cache_enabled=not case.checkpointing) if low_precision
                 else contextlib.nullcontext())
 
     def generate(semantic):
@@ -274,7 +286,8 @@ def compare(cases: list[Case], paths=("baseline", "fast")) -> list[dict]:
         for result in results.values():
             print(json.dumps(result), flush=True)
         base, fast = results["baseline"], results["fast"]
-        row = {"case": case.name, "mode": case.mode, "size": case.size, "ngf": case.ngf, "checkpointing": case.checkpointing}
+        row = {"case": case.name, "mode": case.mode, "size": case.size, "ngf": case.ngf, "checkpointing": case.checkpointing,
+               "fast_dtype": str(fast_dtype(case)).removeprefix("torch.")}
         if "error" not in base and "error" not in fast:
             row.update(baseline_s=base["median_s"], fast_s=fast["median_s"], speedup=base["median_s"] / fast["median_s"],
                        baseline_mb=base["peak_rss_mb"], fast_mb=fast["peak_rss_mb"], memory_ratio=fast["peak_rss_mb"] / base["peak_rss_mb"])
@@ -298,14 +311,14 @@ def loss_tracking(baseline: list[dict], fast: list[dict]) -> dict:
 
 
 def format_table(rows: list[dict]) -> str:
-    lines = [f"{'case':<27}{'mode':<7}{'baseline s':>11}{'fast s':>9}{'speedup':>9}{'mem ratio':>10}{'live mem':>9}  tracking"]
+    lines = [f"{'case':<27}{'mode':<7}{'fast dtype':>11}{'baseline s':>11}{'fast s':>9}{'speedup':>9}{'mem ratio':>10}{'live mem':>9}  tracking"]
     for r in rows:
         if "speedup" not in r:
             lines.append(f"{r['case']:<27}{r['mode']:<7}  failed (see the JSON lines above)")
             continue
         track = (f"PSNR {r['psnr_db']:.1f} dB" if "psnr_db" in r
                  else f"loss diff G {100 * r['g_loss_rel_diff']:.2f}% D {100 * r['d_loss_rel_diff']:.2f}%")
-        lines.append(f"{r['case']:<27}{r['mode']:<7}{r['baseline_s']:>11.3f}{r['fast_s']:>9.3f}{r['speedup']:>8.2f}x"
+        lines.append(f"{r['case']:<27}{r['mode']:<7}{r['fast_dtype']:>11}{r['baseline_s']:>11.3f}{r['fast_s']:>9.3f}{r['speedup']:>8.2f}x"
                      f"{r['memory_ratio']:>10.2f}{r.get('live_memory_ratio', float('nan')):>9.2f}  {track}")
     return "\n".join(lines)
 
@@ -661,6 +674,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads per case (default 2)")
     parser.add_argument("--checkpointing", action="store_true", help="train mode: activation checkpointing on the fast path")
     parser.add_argument("--compile", action="store_true", help="infer mode: torch.compile the fast path's SPADE kernels")
+    parser.add_argument("--dtype", choices=["auto", "bfloat16", "float32"], default="auto",
+                        help="the fast path's compute dtype (default auto: bfloat16 only where this CPU runs it natively)")
     parser.add_argument("--plot", default=None, help="write time against pixels (both paths) as a PNG image here")
     parser.add_argument("--run-case", default=None, help=argparse.SUPPRESS)  # one case as JSON, in this process
     parser.add_argument("--paintings", default=None, help="any-size-methods: comma-separated starter paintings (default: all)")
@@ -701,12 +716,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.suite:
         if args.suite not in SUITES:
             raise SpadekitError(f"unknown suite {args.suite!r}; known: {', '.join(SUITES)}")
-        cases = SUITES[args.suite]
+        cases = [replace(case, dtype=args.dtype) for case in SUITES[args.suite]]
     else:
         cases = [Case(args.model or f"{args.size}-ngf{args.ngf}", num_labels=args.labels, ngf=args.ngf,
                       spade_hidden=args.spade_hidden, size=args.size, batch=args.batch, mode=args.mode,
                       model=args.model, repeats=args.repeats, threads=args.threads,
-                      checkpointing=args.checkpointing, compile=args.compile)]
+                      checkpointing=args.checkpointing, compile=args.compile, dtype=args.dtype)]
     if args.path != "both":
         for case in cases:
             print(json.dumps(run_in_subprocess(replace(case, path=args.path))))

@@ -1,5 +1,7 @@
-"""Small builders shared by tests: tiny model configurations."""
+"""Small builders shared by tests: tiny model configurations, a dataset that misbehaves on one read."""
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from spadekit.config import ModelConfig
 from spadekit.labels import Label, LabelSet
@@ -29,3 +31,22 @@ def tiny_model_config(
         aspect_ratio=aspect_ratio, ngf=ngf, num_upsampling_layers=upsampling, norm=norm, spade_hidden=8,
         use_vae=use_vae, z_dim=16, encoder_ndf=4, encoder_size=64, encoder_layers=4, d_ndf=4, d_num_scales=num_scales, d_num_layers=3,
     )
+
+
+class OnNthRead:
+    """A dataset that passes its n-th item through `action` (which may also act, e.g. signal the process)
+    and every other item unchanged; everything else is the wrapped dataset's."""
+
+    def __init__(self, dataset, n: int, action: Callable[[dict], dict]):
+        self.dataset, self.n, self.action, self.reads = dataset, n, action, 0
+
+    def __getattr__(self, name):
+        return getattr(self.dataset, name)
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, index):
+        self.reads += 1
+        item = self.dataset[index]
+        return self.action(item) if self.reads == self.n else item

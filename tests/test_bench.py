@@ -10,7 +10,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
+
+from spadekit.precision import fast_bf16
 
 SUITE = Path(__file__).resolve().parents[1] / "benchmarks" / "suite.py"
 TINY = ["--labels", "6", "--ngf", "4", "--spade-hidden", "8", "--size", "64", "--repeats", "1", "--threads", "1"]
@@ -28,6 +31,8 @@ def test_inference_case_reports_both_paths_their_ratio_psnr_and_a_plot(tmp_path)
     (row,) = rows
     assert row["speedup"] > 0 and row["memory_ratio"] > 0, row
     assert row["psnr_db"] > 30, row  # BatchNorm calibrated: bf16 stays close to float32
+    # auto: the fast path computes in what the library picks on this CPU (bfloat16 only where it is native)
+    assert row["fast_dtype"] == ("bfloat16" if fast_bf16(torch.device("cpu")) else "float32"), row
     per_path = [json.loads(line) for line in output.splitlines() if line.startswith("{") and '"path"' in line]
     assert sorted(r["path"] for r in per_path) == ["baseline", "fast"]
     assert "PSNR" in output and "speedup" in output
@@ -36,8 +41,8 @@ def test_inference_case_reports_both_paths_their_ratio_psnr_and_a_plot(tmp_path)
 
 
 def test_training_case_tracks_the_float32_losses():
-    (row,), output = _run("--mode", "train", "--checkpointing")
-    assert row["speedup"] > 0 and row["checkpointing"] is True, row
+    (row,), output = _run("--mode", "train", "--checkpointing", "--dtype", "bfloat16")
+    assert row["speedup"] > 0 and row["checkpointing"] is True and row["fast_dtype"] == "bfloat16", row
     assert 0 <= row["g_loss_rel_diff"] < 0.05 and 0 <= row["d_loss_rel_diff"] < 0.05, row
     assert "loss diff" in output
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from helpers import OnNthRead
 from spadekit import SpadekitError
 from spadekit.train import checkpoint as ckpt
 from spadekit.train.config import load_config
@@ -136,25 +137,10 @@ def test_a_non_finite_weight_is_never_checkpointed(run_of_three, monkeypatch):
     assert all(finite_tensors(ckpt.load_checkpoint(path)) for _, path in ckpt.list_checkpoints(run))
 
 
-class _NaNPhotoOnce:
-    """A dataset whose photo is NaN on its n-th read: a transient non-finite input (one read per step at
-    batch size 1; a resumed run reads its fixed sample batch from the run folder)."""
-
-    def __init__(self, dataset, at_read: int):
-        self.dataset, self.at_read, self.reads = dataset, at_read, 0
-
-    def __getattr__(self, name):
-        return getattr(self.dataset, name)
-
-    def __len__(self):
-        return len(self.dataset)
-
-    def __getitem__(self, index):
-        self.reads += 1
-        item = self.dataset[index]
-        if self.reads == self.at_read:
-            item = {**item, "image": torch.full_like(item["image"], float("nan"))}
-        return item
+def _nan_photo(item: dict) -> dict:
+    """A transient non-finite input (one read per step at batch size 1; a resumed run reads its fixed
+    sample batch from the run folder)."""
+    return {**item, "image": torch.full_like(item["image"], float("nan"))}
 
 
 def test_a_skipped_nonfinite_step_applies_no_update(run_of_three, capsys):
@@ -162,7 +148,7 @@ def test_a_skipped_nonfinite_step_applies_no_update(run_of_three, capsys):
 
     data, run = run_of_three
     config = tiny_config(data, "train.steps=5", "train.skip_nonfinite=1")
-    train(config, run, resume=True, dataset=_NaNPhotoOnce(build_dataset(config), at_read=1))  # step 4's photo
+    train(config, run, resume=True, dataset=OnNthRead(build_dataset(config), 1, _nan_photo))  # step 4's photo
     assert "step 4: loss" in capsys.readouterr().err
     states = {step: ckpt.load_checkpoint(path) for step, path in ckpt.list_checkpoints(run)}
     assert sorted(states) == [1, 2, 3, 4, 5] and all(finite_tensors(s) for s in states.values())

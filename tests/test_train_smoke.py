@@ -12,6 +12,7 @@ import torch
 import yaml
 from PIL import Image
 
+from helpers import OnNthRead
 from spadekit import SpadekitError
 from spadekit.cli import main as cli_main
 from spadekit.models import SPADEModel
@@ -171,23 +172,10 @@ def test_init_from_starts_a_run_from_a_model_folder(tmp_path):
         train(load_config(TINY, [*common, "train.steps=1", f"train.init_from={tmp_path}"]), tmp_path / "d")
 
 
-class _StopsTheRun:
-    """A dataset that sends this process SIGTERM (a job scheduler's stop) on its n-th read."""
-
-    def __init__(self, dataset, stop_at: int):
-        self.dataset, self.stop_at, self.reads = dataset, stop_at, 0
-
-    def __getattr__(self, name):
-        return getattr(self.dataset, name)
-
-    def __len__(self):
-        return len(self.dataset)
-
-    def __getitem__(self, index):
-        self.reads += 1
-        if self.reads == self.stop_at:
-            os.kill(os.getpid(), signal.SIGTERM)
-        return self.dataset[index]
+def _stop_the_run(item: dict) -> dict:
+    """A job scheduler's stop: this process gets SIGTERM while reading a batch."""
+    os.kill(os.getpid(), signal.SIGTERM)
+    return item
 
 
 def test_a_stopped_run_returns_its_run_folder_and_resumes_to_the_final_model(tmp_path):
@@ -200,7 +188,7 @@ def test_a_stopped_run_returns_its_run_folder_and_resumes_to_the_final_model(tmp
     ])
     run = tmp_path / "run"
     # reads 1-2: the fixed sample batch; 3, 4, ...: one per step; the stop lands in step 2
-    stopped = train(config, run, dataset=_StopsTheRun(build_dataset(config), stop_at=4))
+    stopped = train(config, run, dataset=OnNthRead(build_dataset(config), 4, _stop_the_run))
     assert stopped == run and stopped.is_dir() and not (run / "final").exists()
     assert [step for step, _ in ckpt.list_checkpoints(run)] == [2]
     final = train(config, run, resume=True)

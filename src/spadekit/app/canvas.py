@@ -54,8 +54,8 @@ from spadekit.app.parsing import (
     header_text,
     open_upload,
     parse_multipart,
+    parse_seed,
 )
-from spadekit.app.parsing import _seed as parse_seed
 from spadekit.imageio import colorize, png_bytes
 
 STYLES_DIR = Path(str(resources.files("spadekit").joinpath("assets", "styles")))

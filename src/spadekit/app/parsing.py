@@ -180,7 +180,8 @@ def _ids_from_json(value: Any, limits: Limits) -> np.ndarray:
     return array.astype(np.int64)
 
 
-def _seed(value: Any) -> int:
+def parse_seed(value: Any) -> int:
+    """A request's seed: empty means 0; anything but an integer 0..MAX_SEED is a 422 naming the value."""
     if value is None or value == "":
         return 0
     if isinstance(value, bool):
@@ -308,7 +309,7 @@ def parse_generate(body: bytes, content_type: str, limits: Limits) -> GenerateRe
         if "style_image" in fields and fields["style_image"][0][1]:
             request.style_png = fields["style_image"][0][1]
         if "seed" in fields:
-            request.seed = _seed(_text(fields["seed"][0][1], "seed").strip())
+            request.seed = parse_seed(_text(fields["seed"][0][1], "seed").strip())
         request.replace = [item.strip() for _, raw in fields.get("replace", []) for item in _text(raw, "replace").split(",") if item.strip()]
         return request
     if kind == "application/json":
@@ -329,7 +330,7 @@ def parse_generate(body: bytes, content_type: str, limits: Limits) -> GenerateRe
             request.label_png = _b64(data["label_map_png"], "label_map_png", limits)
         if data.get("style_image_png") is not None:
             request.style_png = _b64(data["style_image_png"], "style_image_png", limits)
-        request.seed = _seed(data.get("seed"))
+        request.seed = parse_seed(data.get("seed"))
         replace = data.get("replace") or []
         if not isinstance(replace, list):
             raise APIError(422, "replace: expected a list like [\"grass=snow\"] or [[\"grass\", \"snow\"]]")

@@ -18,7 +18,6 @@ TorchScript and ONNX networks take the same input and return either logits [B,C,
 """
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -30,11 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from spadekit import SpadekitError
-from spadekit.fileio import atomic_write
-
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
-
+from spadekit.models.folder import load_network_folder, save_network_folder
 
 # ---- metrics -----------------------------------------------------------------------------------
 
@@ -148,35 +143,14 @@ class TrainedSegmenter(nn.Module):
         return {k: v for k, v in self.state_dict().items() if not (self.frozen_prefix and k.startswith(self.frozen_prefix))}
 
     def save_pretrained(self, directory: str | os.PathLike) -> Path:
-        from safetensors.torch import save_file
-
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        tensors = {k: v.detach().cpu().contiguous() for k, v in self._saved_state().items()}
-        atomic_write(directory / WEIGHTS_NAME, lambda p: save_file(tensors, p, metadata={"format": "pt"}))
-        text = json.dumps(asdict(self.config), indent=2) + "\n"
-        atomic_write(directory / CONFIG_NAME, lambda p: Path(p).write_text(text))
-        return directory
+        return save_network_folder(directory, self._saved_state(), asdict(self.config))
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike, map_location: str | torch.device = "cpu") -> TrainedSegmenter:
         """The segmenter saved in `directory` (the class its config names: U-Net or VGG16 head)."""
-        from spadekit.models.spade_model import read_weights
-
-        directory = Path(directory)
-        config_path, weights_path = directory / CONFIG_NAME, directory / WEIGHTS_NAME
-        if not config_path.is_file() or not weights_path.is_file():
-            raise SpadekitError(f"{directory} is not a segmenter folder (needs {CONFIG_NAME} and {WEIGHTS_NAME}); "
-                                "train one with `spadekit train-segmenter`")
-        try:
-            config = SegmenterConfig(**json.loads(config_path.read_text()))
-            model = build_segmenter(config)
-        except (ValueError, TypeError) as error:
-            raise SpadekitError(f"{config_path}: not a valid segmenter config ({error})") from None
-        state = read_weights(weights_path)  # refuses pickles, names the file when it is damaged
-        own = model._saved_state()
-        if set(state) != set(own) or any(state[k].shape != own[k].shape for k in own):
-            raise SpadekitError(f"{weights_path}: weights do not match the segmenter described by {config_path}")
+        model, state = load_network_folder(directory, "a segmenter", "train one with `spadekit train-segmenter`",
+                                           lambda fields: build_segmenter(SegmenterConfig(**fields)),
+                                           lambda net: net._saved_state())
         model.load_state_dict(state, strict=model.frozen_prefix is None)
         return model.to(map_location).eval()
 

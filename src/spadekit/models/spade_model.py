@@ -2,8 +2,11 @@
 `config.json` + one `*.safetensors` file per network."""
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import torch
@@ -13,7 +16,7 @@ from torch import nn
 
 from spadekit import SpadekitError
 from spadekit.config import ModelConfig
-from spadekit.fileio import atomic_write
+from spadekit.fileio import WriteError, atomic_write
 from spadekit.layers.lookup import LabelMaps
 from spadekit.models.encoder import ImageEncoder, reparameterize
 from spadekit.models.registry import discriminator_builder, generator_class
@@ -80,14 +83,42 @@ class SPADEModel(nn.Module):
     # ---- save / load -------------------------------------------------------------------------------
     def save_pretrained(self, directory: str | os.PathLike, include_discriminator: bool = True,
                         dtype: torch.dtype | None = None) -> Path:
-        """Write config.json and generator/encoder/discriminator .safetensors to `directory` (atomic per file).
+        """Write config.json and generator/encoder/discriminator .safetensors to `directory`.
 
         dtype: store floating-point tensors in this dtype (e.g. torch.float16: half the size; they are
         loaded back into float32 parameters by from_pretrained). None keeps the parameters' own.
+        The folder is written whole into a temporary folder beside `directory` and then moved into place,
+        so a full disk leaves `directory` as it was and no partial folder (a WriteError names it). Into an
+        existing model folder the new files are moved one by one (renames need no space), and a network
+        file the new model does not have is removed, so the folder never mixes two models.
         """
         directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        config = self.config.to_dict()
+        if directory.exists() and not directory.is_dir():
+            raise SpadekitError(f"{directory} is a file; give a folder (new or a model folder) to save the model to")
+        try:
+            directory.parent.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.", suffix=".tmp"))
+        except OSError as error:
+            raise WriteError(directory, "the model folder", error.strerror or str(error), error.errno == errno.ENOSPC) from None
+        try:
+            self._write_files(staging, include_discriminator, dtype)
+            if not directory.exists():
+                os.replace(staging, directory)
+                return directory
+            written = {p.name for p in staging.iterdir()}
+            for name in NETWORKS:
+                stale = directory / f"{name}.safetensors"
+                if stale.name not in written and stale.is_file():
+                    stale.unlink()
+            for name in sorted(written - {CONFIG_NAME}) + [CONFIG_NAME]:
+                os.replace(staging / name, directory / name)
+            return directory
+        except WriteError as error:
+            raise WriteError(directory, "the model folder", error.reason, error.disk_full) from None
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+    def _write_files(self, directory: Path, include_discriminator: bool, dtype: torch.dtype | None) -> None:
         parts = {"generator": self.generator, "encoder": self.encoder}
         if include_discriminator:
             parts["discriminator"] = self.discriminator
@@ -97,8 +128,8 @@ class SPADEModel(nn.Module):
                 if dtype is not None:
                     tensors = {k: v.to(dtype) if v.is_floating_point() else v for k, v in tensors.items()}
                 atomic_write(directory / f"{name}.safetensors", lambda p, t=tensors: save_file(t, p, metadata={"format": "pt"}))
-        atomic_write(directory / CONFIG_NAME, lambda p: Path(p).write_text(json.dumps(config, indent=2) + "\n"))
-        return directory
+        config = json.dumps(self.config.to_dict(), indent=2) + "\n"
+        atomic_write(directory / CONFIG_NAME, lambda p: Path(p).write_text(config))
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike, map_location: str | torch.device = "cpu") -> SPADEModel:

@@ -1,20 +1,15 @@
 """Model folders from training: the final export of a run, and `spadekit export-run` from its newest checkpoint."""
 from __future__ import annotations
 
-import errno
 import os
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import torch
 
 from spadekit import SpadekitError
 from spadekit.config import ModelConfig
-from spadekit.fileio import WriteError
 from spadekit.models import SPADEModel
-from spadekit.models.spade_model import CONFIG_NAME, NETWORKS
 from spadekit.train import checkpoint as ckpt
 
 
@@ -30,33 +25,7 @@ def export_model(mconfig: ModelConfig, generator_step_state: dict, discriminator
         export.encoder.load_state_dict({k[len("encoder."):]: v for k, v in generator_step_state.items() if k.startswith("encoder.")})
     if discriminator_state is not None:
         export.discriminator.load_state_dict(discriminator_state)
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise SpadekitError(f"{out} is a file; give a folder (new or a model folder) to export the model to")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
-    except OSError as error:
-        raise WriteError(out, "the model folder", error.strerror or str(error), error.errno == errno.ENOSPC) from None
-    try:
-        export.save_pretrained(staging, include_discriminator=discriminator_state is not None, dtype=dtype)
-        if not out.exists():
-            os.replace(staging, out)
-            return out
-        # An existing folder: move the new files in one by one (renames need no space), and drop a network
-        # file the new export does not have, so the folder never mixes two models.
-        written = {p.name for p in staging.iterdir()}
-        for name in NETWORKS:
-            stale = out / f"{name}.safetensors"
-            if stale.name not in written and stale.is_file():
-                stale.unlink()
-        for name in sorted(written - {CONFIG_NAME}) + [CONFIG_NAME]:
-            os.replace(staging / name, out / name)
-        return out
-    except WriteError as error:
-        raise WriteError(out, "the model folder", error.reason, error.disk_full) from None
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    return export.save_pretrained(out, include_discriminator=discriminator_state is not None, dtype=dtype)
 
 
 def export_run(run_dir: str | os.PathLike, out: str | os.PathLike, use_ema: bool = True,

@@ -15,7 +15,6 @@ Variants (UpscalerConfig.arch):
 """
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,10 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from spadekit import SpadekitError
-from spadekit.fileio import atomic_write_bytes, atomic_write_text
-
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
+from spadekit.models.folder import load_network_folder, save_network_folder
 
 
 @dataclass
@@ -102,34 +98,15 @@ class Upscaler(nn.Module):
 
     def save_pretrained(self, directory: str | os.PathLike, extra: dict | None = None) -> Path:
         """Write config.json (the config, plus `extra` fields such as the training photos) and model.safetensors."""
-        from safetensors.torch import save
-
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        tensors = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        atomic_write_bytes(directory / WEIGHTS_NAME, save(tensors, metadata={"format": "pt"}))
-        atomic_write_text(directory / CONFIG_NAME, json.dumps({**asdict(self.config), **(extra or {})}, indent=2) + "\n")
-        return directory
+        return save_network_folder(directory, self.state_dict(), {**asdict(self.config), **(extra or {})})
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike, map_location: str | torch.device = "cpu") -> Upscaler:
         """The upscaler saved in `directory` by save_pretrained, in eval mode."""
-        from spadekit.models.spade_model import read_weights
+        def build(fields: dict) -> Upscaler:
+            return cls(UpscalerConfig(**{k: fields[k] for k in UpscalerConfig.__dataclass_fields__ if k in fields}))
 
-        directory = Path(directory)
-        config_path, weights_path = directory / CONFIG_NAME, directory / WEIGHTS_NAME
-        if not config_path.is_file() or not weights_path.is_file():
-            raise SpadekitError(f"{directory} is not an upscaler folder (needs {CONFIG_NAME} and {WEIGHTS_NAME}); "
-                                "give the bundled 'upscaler-x4' or a folder written by tools/train_upscaler.py")
-        try:
-            fields = json.loads(config_path.read_text())
-            config = UpscalerConfig(**{k: fields[k] for k in UpscalerConfig.__dataclass_fields__ if k in fields})
-        except (ValueError, TypeError, AttributeError) as error:
-            raise SpadekitError(f"{config_path}: not a valid upscaler config ({error})") from None
-        model = cls(config)
-        state = read_weights(weights_path)  # refuses pickles, names the file when it is damaged
-        own = model.state_dict()
-        if set(state) != set(own) or any(state[k].shape != own[k].shape for k in own):
-            raise SpadekitError(f"{weights_path}: weights do not match the upscaler described by {config_path}")
+        model, state = load_network_folder(directory, "an upscaler", "give the bundled 'upscaler-x4' or a folder "
+                                           "written by tools/train_upscaler.py", build)
         model.load_state_dict(state)
         return model.to(map_location).eval()
