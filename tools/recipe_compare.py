@@ -9,7 +9,7 @@ left off (the trainer resumes from its newest checkpoint).
 
     python tools/recipe_compare.py train --data data/landscapes --root runs/recipe \\
         --arm a=recipe_a_base --arm b=recipe_b_diffaug --parallel 2 --threads 1 --budget-cpu-minutes 90
-    python tools/recipe_compare.py eval --root runs/recipe --heldout data/heldout --out docs/recipe
+    python tools/recipe_compare.py eval --root runs/recipe --heldout data/heldout --out docs/recipe [-- EVAL OPTIONS]
 
 `eval` exports each arm's newest checkpoint (EMA weights) and measures all arms in ONE `spadekit eval` run on
 the real held-out photos (same crops, same seeds), writing OUT/report.json and its sample sheet.
@@ -131,7 +131,7 @@ def evaluate(args) -> int:
                "--out", str(out / "report.json")]
     if len(models) > 1 or args.baseline:
         command += ["--compare", *models[1:], *([args.baseline] if args.baseline else [])]
-    subprocess.run(command, check=True)
+    subprocess.run(command + args.eval_args, check=True)
     return 0
 
 
@@ -155,7 +155,10 @@ def main(argv=None) -> int:
     e.add_argument("--out", required=True)
     e.add_argument("--baseline", default=None, help="another model measured in the same run (e.g. default)")
     e.set_defaults(func=evaluate)
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    split = argv.index("--") if "--" in argv else len(argv)
+    args = parser.parse_args(argv[:split])
+    args.eval_args = argv[split + 1:]  # after --: passed to `spadekit eval` as they are
     return args.func(args)
 
 
