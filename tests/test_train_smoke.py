@@ -172,6 +172,22 @@ def test_init_from_starts_a_run_from_a_model_folder(tmp_path):
         train(load_config(TINY, [*common, "train.steps=1", f"train.init_from={tmp_path}"]), tmp_path / "d")
 
 
+def test_init_from_takes_a_bundled_models_name():
+    """train.init_from=default (the landscapes_photo preset's) loads the bundled generator and encoder."""
+    from spadekit.inference import resolve_model_path
+    from spadekit.train.loop import load_init_weights
+
+    bundled = SPADEModel.from_pretrained(resolve_model_path("default"))
+    fresh = SPADEModel(bundled.config)
+    assert not torch.equal(fresh.generator.input.weight, bundled.generator.input.weight)
+    assert load_init_weights(fresh, "default") == ["generator", "encoder"]  # no discriminator is shipped
+    for part in ("generator", "encoder"):
+        mine = dict(getattr(fresh, part).named_parameters())
+        for key, value in getattr(bundled, part).named_parameters():
+            assert torch.equal(mine[key], value), (part, key)
+    assert load_config("landscapes_photo").train.init_from == "default"
+
+
 def _stop_the_run(item: dict) -> dict:
     """A job scheduler's stop: this process gets SIGTERM while reading a batch."""
     os.kill(os.getpid(), signal.SIGTERM)

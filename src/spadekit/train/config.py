@@ -87,8 +87,8 @@ class OptimConfig:
         lookups (`spadekit.layers.lookup`; the same parameters and checkpoints), with fused Adam and
         spectral norm's fused gradient; same losses within float tolerance, faster on a CPU (see
         docs/performance.md).
-    init_from: a model folder (config.json + *.safetensors, e.g. from `spadekit export-run`) whose
-        weights start a new run (fine-tuning, or switching an option that adds no parameters, such
+    init_from: a model folder (config.json + *.safetensors, e.g. from `spadekit export-run`) or a
+        bundled model's name ("default") whose weights start a new run (fine-tuning, or switching an option that adds no parameters, such
         as model.norm). Normalisation statistics the folder lacks start fresh; a missing
         discriminator file leaves the discriminator freshly initialised. Ignored when resuming.
     diffaug: differentiable augmentation of everything the discriminator sees, real and fake, the

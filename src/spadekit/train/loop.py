@@ -63,8 +63,11 @@ def load_init_weights(model: SPADEModel, folder: str | os.PathLike) -> list[str]
     """Start a run from a model folder's weights (train.init_from): returns the networks loaded.
 
     Every parameter must be present with the same shape; normalisation statistics may be missing (a
-    model trained with instance norm starting a batch-norm run) and then start fresh."""
-    folder = Path(folder)
+    model trained with instance norm starting a batch-norm run) and then start fresh. `folder` may be
+    a bundled model's name ("default")."""
+    from spadekit.inference import BUNDLED_MODELS, resolve_model_path
+
+    folder = resolve_model_path(folder) if str(folder) in BUNDLED_MODELS else Path(folder)
     loaded = []
     for name in ("generator", "encoder", "discriminator"):
         net, path = getattr(model, name), folder / f"{name}.safetensors"
