@@ -55,7 +55,10 @@ def _wait_new_result(page, after: int) -> str:
 
 
 def _count(page, name: str) -> int:
-    return page.evaluate("""name => {
+    """Pixels of a label in the composite the page shows. The page composes it when it draws the next
+    frame (an edit, undo or redo only queues that), so wait for that frame first."""
+    return page.evaluate("""async name => {
+        await new Promise(done => requestAnimationFrame(() => done()));
         const app = window.spadekitApp, id = app.labels.find(l => l.name === name).id;
         let n = 0; for (const v of app.ids) if (v === id) n++; return n; }""", name)
 

@@ -90,8 +90,10 @@ def _generation(page) -> int:
 
 
 def _state(page) -> dict:
-    """The page's layers (bottom first), background and composite, as numpy arrays of shape (H, W)."""
-    raw = page.evaluate("""() => { const a = window.spadekitApp; return {W: a.W, H: a.H, background: a.background,
+    """The page's layers (bottom first), background and composite, as numpy arrays of shape (H, W); the
+    composite once the frame an edit queued has been drawn (the page composes it then)."""
+    raw = page.evaluate("""async () => { await new Promise(done => requestAnimationFrame(() => done()));
+        const a = window.spadekitApp; return {W: a.W, H: a.H, background: a.background,
         active: a.active, size: a.sizeName, style: a.styleId,
         layers: a.layers.map(l => ({name: l.name, visible: l.visible, ids: Array.from(l.ids)})), ids: Array.from(a.ids)}; }""")
     shape = (raw["H"], raw["W"])
