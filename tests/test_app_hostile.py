@@ -320,7 +320,7 @@ def _send_big_body(port: int, path: str, total: int, declare_length: bool, timeo
                 if not data or _complete(answer):
                     break
                 continue
-            if writable and sent < total and not refused:  # a declared length: send nothing, the header alone must be refused
+            if writable and sent < total:  # a declared length: send nothing, the header alone must be refused
                 if not pending:
                     pending, sent = frame, sent + len(piece)
                 try:

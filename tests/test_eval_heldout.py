@@ -114,7 +114,7 @@ def test_no_heldout_photo_looks_like_a_training_photo():
 def test_the_real_photo_segmenter_reads_the_heldout_photos(heldout):
     """The bundled segmenter (trained on training photos only) is the default for landscape models,
     and reads the held-out photos' real crops far better than chance (its ceiling for mIoU)."""
-    from spadekit.commands.eval import choose_segmenter, real_photo_segmenter
+    from spadekit.commands.eval import choose_segmenter, real_photo_segmenter, segmenter_name
     from spadekit.eval.photos import photo_crops
     from spadekit.eval.report import eval_dataset
     from spadekit.eval.segmentation import FeatureSegmenter, load_segmenter, pixel_accuracy, segmentation_confusion
@@ -122,6 +122,9 @@ def test_the_real_photo_segmenter_reads_the_heldout_photos(heldout):
     labels = landscape_labels()
     folder = real_photo_segmenter()
     assert folder is not None and choose_segmenter(Path("no-model-folder"), labels) == folder
+    # reports name it by its place in the package, not by this installation's path
+    assert segmenter_name(folder) == "spadekit/pretrained/segmenter-real"
+    assert segmenter_name(Path("runs/segmenter")) == "runs/segmenter"
     segmenter = load_segmenter(folder)
     assert isinstance(segmenter, FeatureSegmenter) and segmenter.config.class_names == labels.names
     crops = photo_crops(eval_dataset("folder", heldout, None, (256, 256), labels), (256, 256), per_photo=2, progress=False)

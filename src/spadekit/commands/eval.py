@@ -72,6 +72,16 @@ def real_photo_segmenter() -> Path | None:
     return folder if (folder / "config.json").is_file() else None
 
 
+def segmenter_name(path: Path) -> str:
+    """How a report names the segmenter: a bundled one by its place in the package (the same on every
+    installation), any other by the path given."""
+    package = Path(str(resources.files("spadekit"))).resolve()
+    try:
+        return f"spadekit/{path.resolve().relative_to(package).as_posix()}"
+    except ValueError:
+        return str(path)
+
+
 def choose_segmenter(model_dir: Path, labels) -> Path | None:
     """The default segmenter: the real-photo one for models of the landscape label set, else the model folder's."""
     from spadekit.labels import landscape_labels
@@ -134,7 +144,7 @@ def run(args) -> int:
     segmenter = load_segmenter(segmenter_path, args.device) if segmenter_path else None
     dataset = eval_dataset(args.dataset, args.data, args.split, first.size, first.labels, args.limit)
     crops = args.crops if args.crops is not None else (16 if use_crops(dataset, first.size) else 0)
-    common = dict(segmenter=segmenter, segmenter_name=str(segmenter_path) if segmenter_path else None, seed=args.seed,
+    common = dict(segmenter=segmenter, segmenter_name=segmenter_name(segmenter_path) if segmenter_path else None, seed=args.seed,
                   inception=_inception(args), kid_subsets=args.kid_subsets, kid_subset_size=args.kid_subset_size, batch_size=args.batch_size,
                   reference_cache=False if args.no_reference_cache else args.reference_cache)
 

@@ -45,6 +45,7 @@ def load_network_folder(directory: str | os.PathLike, what: str, hint: str, buil
     """
     from spadekit.models.spade_model import read_weights
 
+    kind = what.split(" ", 1)[-1]  # "an upscaler" -> "upscaler"
     directory = Path(directory)
     config_path, weights_path = directory / CONFIG_NAME, directory / WEIGHTS_NAME
     if not config_path.is_file() or not weights_path.is_file():
@@ -52,9 +53,9 @@ def load_network_folder(directory: str | os.PathLike, what: str, hint: str, buil
     try:
         net = build(json.loads(config_path.read_text()))
     except (ValueError, TypeError, AttributeError, KeyError) as error:
-        raise SpadekitError(f"{config_path}: not a valid {what.split(' ', 1)[-1]} config ({error})") from None
+        raise SpadekitError(f"{config_path}: not a valid {kind} config ({error})") from None
     state = read_weights(weights_path)  # refuses pickles, names the file when it is damaged
     own = (own_state or (lambda n: n.state_dict()))(net)
     if set(state) != set(own) or any(state[k].shape != own[k].shape for k in own):
-        raise SpadekitError(f"{weights_path}: weights do not match the {what.split(' ', 1)[-1]} described by {config_path}")
+        raise SpadekitError(f"{weights_path}: weights do not match the {kind} described by {config_path}")
     return net, state

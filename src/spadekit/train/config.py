@@ -88,8 +88,8 @@ class OptimConfig:
         spectral norm's fused gradient; same losses within float tolerance, faster on a CPU (see
         docs/performance.md).
     init_from: a model folder (config.json + *.safetensors, e.g. from `spadekit export-run`) or a
-        bundled model's name ("default") whose weights start a new run (fine-tuning, or switching an option that adds no parameters, such
-        as model.norm). Normalisation statistics the folder lacks start fresh; a missing
+        bundled model's name ("default") whose weights start a new run (fine-tuning, or switching an
+        option that adds no parameters, such as model.norm). Normalisation statistics the folder lacks start fresh; a missing
         discriminator file leaves the discriminator freshly initialised. Ignored when resuming.
     diffaug: differentiable augmentation of everything the discriminator sees, real and fake, the
         label map moved with the image (`spadekit.augment`): a comma-separated policy such as
