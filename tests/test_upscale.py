@@ -218,6 +218,15 @@ def test_trainer_resumes_and_exports(tmp_path):
     exported = load_upscaler(tmp_path / "export")
     assert exported.config.channels == 4
     assert json.loads((tmp_path / "export" / "config.json").read_text())["training"]["steps"] == second["step"]
+    # a new run can start from a model folder: its weights, and its training record kept in the new config
+    follow = tmp_path / "follow"
+    assert train.main(["--out", str(follow), "--channels", "4", "--num-convs", "2", "--patch", "8", "--batch", "2",
+                       "--threads", threads, "--cpu-minutes", "0.01", "--init-from", str(tmp_path / "export")]) == 0
+    started = torch.load(follow / "checkpoint.pt", weights_only=True)
+    assert json.loads(started["options"])["init_from"]["training"]["steps"] == second["step"]
+    with pytest.raises(SpadekitError, match="differs from this run's"):
+        train.main(["--out", str(tmp_path / "wide"), "--channels", "8", "--num-convs", "2", "--cpu-minutes", "0.01",
+                    "--init-from", str(tmp_path / "export")])
     small, photo = train.batch_at(5, 0, 8, 2, 0.4)
     again, _ = train.batch_at(5, 0, 8, 2, 0.4)
     assert small.shape == (2, 3, 8, 8) and photo.shape == (2, 3, 32, 32) and torch.equal(small, again)

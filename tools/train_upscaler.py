@@ -29,6 +29,7 @@ from spadekit.fileio import atomic_write, atomic_write_text
 from spadekit.imageio import from_uint8
 from spadekit.upscale.degrade import degrade
 from spadekit.upscale.losses import upscaler_loss
+from spadekit.upscale import BUNDLED_UPSCALER, bundled_upscaler_path, load_upscaler
 from spadekit.upscale.model import Upscaler, UpscalerConfig
 from spadekit.upscale.patches import training_patch, training_photo_names
 
@@ -58,7 +59,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--init-from", default=None,
-                        help="start a new run from another run's checkpoint.pt weights (e.g. an L1 run before LPIPS fine-tuning)")
+                        help="start a new run from another run's checkpoint.pt weights (e.g. an L1 run before LPIPS fine-tuning), "
+                             "a model folder, or the bundled upscaler's name (upscaler-x4)")
     parser.add_argument("--export", default=None, help="write the model folder (config.json + model.safetensors) here and stop")
     return parser.parse_args(argv)
 
@@ -82,6 +84,27 @@ def batch_at(step: int, seed: int, patch: int, batch: int, clean_share: float) -
 
 def save_checkpoint(path: Path, state: dict) -> None:
     atomic_write(path, lambda p: torch.save(state, p))
+
+
+def initial_weights(model: Upscaler, source: str) -> dict:
+    """Load a new run's starting weights from another run's checkpoint.pt, a model folder or the bundled
+    upscaler's name; returns what the model's config records about them."""
+    if str(source) == BUNDLED_UPSCALER or Path(source).is_dir():
+        start = load_upscaler(source)
+        if start.config != model.config:
+            raise SpadekitError(f"--init-from {source}: its network ({start.config}) differs from this run's ({model.config}); "
+                                f"pass the same --arch, --channels and --num-convs")
+        model.load_state_dict(start.state_dict())
+        folder = bundled_upscaler_path() if str(source) == BUNDLED_UPSCALER else Path(source)
+        training = json.loads((folder / "config.json").read_text()).get("training", {})
+        return {"model": str(source), "training": training}
+    path = Path(source)
+    if not path.is_file():
+        raise SpadekitError(f"--init-from {source}: no such checkpoint file or model folder")
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    model.load_state_dict(checkpoint["model"])
+    return {"checkpoint": str(source), "steps": int(checkpoint["step"]),
+            "cpu_minutes": round(float(checkpoint["cpu_seconds"]) / 60, 1), "options": json.loads(checkpoint["options"])}
 
 
 def main(argv=None) -> int:
@@ -109,11 +132,7 @@ def main(argv=None) -> int:
     optimizer = torch.optim.Adam(model.parameters(), lr=options["lr"], betas=(0.9, 0.99))
     step, spent = 0, 0.0
     if state is None and args.init_from:
-        source = torch.load(args.init_from, map_location="cpu", weights_only=True)
-        model.load_state_dict(source["model"])
-        options["init_from"] = {"checkpoint": str(args.init_from), "steps": int(source["step"]),
-                                "cpu_minutes": round(float(source["cpu_seconds"]) / 60, 1),
-                                "options": json.loads(source["options"])}
+        options["init_from"] = initial_weights(model, args.init_from)
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
