@@ -27,9 +27,9 @@ import torch
 from spadekit import SpadekitError
 from spadekit.fileio import atomic_write, atomic_write_text
 from spadekit.imageio import from_uint8
+from spadekit.upscale import BUNDLED_UPSCALER, bundled_upscaler_path, load_upscaler
 from spadekit.upscale.degrade import degrade
 from spadekit.upscale.losses import upscaler_loss
-from spadekit.upscale import BUNDLED_UPSCALER, bundled_upscaler_path, load_upscaler
 from spadekit.upscale.model import Upscaler, UpscalerConfig
 from spadekit.upscale.patches import training_patch, training_photo_names
 
