@@ -170,6 +170,28 @@ def test_losses_by_hand():
     assert losses.perceptual_loss(f, r, (0.5, 1.0), weight=2.0).item() == pytest.approx(3.0)
 
 
+def test_color_loss_compares_local_mean_colours_only():
+    real = torch.zeros(1, 3, 16, 16)
+    # a +-1 checkerboard has the same 2x2 means as flat grey: detail costs nothing
+    checker = (torch.arange(16)[:, None] + torch.arange(16)[None, :]) % 2 * 2.0 - 1.0
+    assert losses.color_loss(checker.expand(1, 3, 16, 16), real, weight=1.0, cells=8).item() == 0
+    # a colour shift of 0.5 in one channel of three: L1 0.5 / 3, times the weight
+    fake = real.clone()
+    fake[:, 0] += 0.5
+    assert losses.color_loss(fake, real, weight=3.0).item() == pytest.approx(0.5)
+    # one 8x8 cell of four differs by 1 (cells=2): a quarter of the mean
+    fake = real.clone()
+    fake[:, :, :8, :8] = 1.0
+    assert losses.color_loss(fake, real, weight=1.0, cells=2).item() == pytest.approx(0.25)
+    # gradients reach the fake and not the real
+    fake = torch.randn(2, 3, 16, 16, requires_grad=True)
+    target = torch.randn(2, 3, 16, 16, requires_grad=True)
+    losses.color_loss(fake, target).backward()
+    assert fake.grad is not None and fake.grad.abs().sum() > 0 and target.grad is None
+    with pytest.raises(ValueError, match="one shape"):
+        losses.color_loss(torch.zeros(1, 3, 8, 8), torch.zeros(1, 3, 16, 16))
+
+
 def test_float16_storage_halves_the_folder_and_reloads_as_float32_close_to_the_original(tmp_path):
     torch.manual_seed(0)
     model = SPADEModel(tiny_model_config(use_vae=True, norm="batch")).eval()

@@ -71,6 +71,18 @@ def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor, weight: float = 0.05) 
     return -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp()) * weight
 
 
+def color_loss(fake: torch.Tensor, real: torch.Tensor, weight: float = 10.0, cells: int = 8) -> torch.Tensor:
+    """L1 between the images' local mean colours, x weight: both [B, 3, H, W] are averaged over a
+    grid of about `cells` x `cells` (squares of side H // cells) first. Only the low frequencies are
+    compared, so it pulls global colour and light towards the real photo without blurring detail;
+    with a VAE it makes the encoder carry the style photo's colours (what the perceptual and
+    projected-discriminator losses, on colour-normalised features, barely do)."""
+    if fake.shape != real.shape or fake.dim() != 4:
+        raise ValueError(f"color_loss needs two [B, C, H, W] tensors of one shape, got {tuple(fake.shape)} and {tuple(real.shape)}")
+    side = max(1, min(fake.shape[-2], fake.shape[-1]) // cells)
+    return F.l1_loss(F.avg_pool2d(fake, side), F.avg_pool2d(real.detach(), side)) * weight
+
+
 PERCEPTUAL_LAYER_WEIGHTS = (1.0 / 32, 1.0 / 16, 1.0 / 8, 1.0 / 4, 1.0)
 
 

@@ -18,6 +18,7 @@ from torch import nn
 from spadekit.augment import DiscriminatorAugment
 from spadekit.layers.lookup import LabelMaps
 from spadekit.losses import (
+    color_loss,
     feature_matching_loss,
     gan_loss,
     kl_divergence,
@@ -107,7 +108,7 @@ def generator_step(
     inputs: list[MicroBatch], optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
     t: OptimConfig, layout: StepLayout, device: torch.device, augmenter: DiscriminatorAugment | None = None,
 ) -> tuple[list[torch.Tensor], dict[str, torch.Tensor], bool]:
-    """One G update: GAN + feature matching + perceptual + KL losses, D frozen.
+    """One G update: GAN + feature matching + perceptual + colour + KL losses, D frozen.
 
     The discriminator sees fake and real through `augmenter` (the same transforms for both, so
     feature matching compares aligned pixels). With the OASIS discriminator the GAN loss is its
@@ -142,6 +143,8 @@ def generator_step(
                 parts["G_feat"] = feature_matching_loss(pred_fake, pred_real, t.lambda_feat)
             if vgg is not None:
                 parts["G_vgg"] = _perceptual(vgg, fake, real, t, device)
+            if t.lambda_color > 0:
+                parts["G_color"] = color_loss(fake, real, t.lambda_color)
             if mu is not None and t.lambda_kld > 0:
                 # KL summed over the global batch, whatever the split into micro-batches and processes.
                 parts["G_kld"] = kl_divergence(mu.float(), logvar.float(), t.lambda_kld) * (layout.accum * layout.world)
