@@ -99,10 +99,13 @@ def _generate(pipe, channels: np.ndarray, seeds: list[int]) -> np.ndarray:
     return to_uint8(pipe.generate_from_channels(_channels(channels, pipe.device), z, count=len(channels)))
 
 
-def _lpips_pairs(lpips, a: np.ndarray, b: np.ndarray, device, batch_size: int) -> np.ndarray:
+def _lpips_pairs(lpips, a: np.ndarray, b: np.ndarray, device, batch_size: int, desc: str = "lpips",
+                 progress: bool = False) -> np.ndarray:
+    from tqdm import tqdm
+
     out = []
     with torch.no_grad():
-        for start in range(0, len(a), batch_size):
+        for start in tqdm(range(0, len(a), batch_size), desc=desc, unit="batch", disable=not progress):
             x = from_uint8(a[start : start + batch_size]).to(device)
             y = from_uint8(b[start : start + batch_size]).to(device)
             out.append(lpips(x, y).double().cpu().numpy())
@@ -262,7 +265,7 @@ def evaluate_photos(
                 z = torch.cat([pipe.style_code(crops.images[i])[0] for i in range(start, stop)])
                 rebuilt.append(to_uint8(pipe.generate_from_channels(_channels(crops.channels[start:stop], pipe.device), z, count=stop - start)))
             rebuilt = np.concatenate(rebuilt)
-            distances = _lpips_pairs(lpips, rebuilt, crops.images, device, batch_size)
+            distances = _lpips_pairs(lpips, rebuilt, crops.images, device, batch_size, f"reconstruction LPIPS {name}", progress)
             peak = psnr(rebuilt, crops.images)
             rebuilt_sharpness = float(mean_abs_laplacian(rebuilt).mean())
             result["reconstruction"] = {
