@@ -73,7 +73,7 @@ def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor, weight: float = 0.05) 
 
 def color_loss(fake: torch.Tensor, real: torch.Tensor, weight: float = 10.0, cells: int = 8) -> torch.Tensor:
     """L1 between the images' local mean colours, x weight: both [B, 3, H, W] are averaged over a
-    grid of about `cells` x `cells` (squares of side H // cells) first. Only the low frequencies are
+    grid of about `cells` x `cells` (squares of side min(H, W) // cells) first. Only the low frequencies are
     compared, so it pulls global colour and light towards the real photo without blurring detail;
     with a VAE it makes the encoder carry the style photo's colours (what the perceptual and
     projected-discriminator losses, on colour-normalised features, barely do)."""
