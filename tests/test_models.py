@@ -192,6 +192,26 @@ def test_color_loss_compares_local_mean_colours_only():
         losses.color_loss(torch.zeros(1, 3, 8, 8), torch.zeros(1, 3, 16, 16))
 
 
+def test_global_color_loss_sees_the_cast_not_the_layout():
+    """cells=1 (train.lambda_color_global): only the frame's mean colour counts, so a warm cast is
+    penalised in full even where the local (8x8) errors are large and of either sign."""
+    real = torch.zeros(1, 3, 16, 16)
+    layout = real.clone()
+    layout[:, :, :8] = 0.6  # light moved to the top half: the same mean
+    layout[:, :, 8:] = -0.6
+    assert losses.color_loss(layout, real, weight=1.0, cells=1).item() == pytest.approx(0.0, abs=1e-6)
+    assert losses.color_loss(layout, real, weight=1.0, cells=8).item() == pytest.approx(0.6)
+    cast = layout.clone()
+    cast[:, 0] += 0.1  # warmer: red up, blue down
+    cast[:, 2] -= 0.1
+    assert losses.color_loss(cast, real, weight=3.0, cells=1).item() == pytest.approx(0.2)
+    # the gradient of the global term is the same everywhere in a channel: a pure cast
+    fake = cast.clone().requires_grad_(True)
+    losses.color_loss(fake, real, weight=1.0, cells=1).backward()
+    assert torch.allclose(fake.grad[0, 0], fake.grad[0, 0, 0, 0].expand(16, 16)) and fake.grad[0, 0, 0, 0] > 0
+    assert fake.grad[0, 2, 0, 0] < 0
+
+
 def test_float16_storage_halves_the_folder_and_reloads_as_float32_close_to_the_original(tmp_path):
     torch.manual_seed(0)
     model = SPADEModel(tiny_model_config(use_vae=True, norm="batch")).eval()

@@ -32,6 +32,7 @@ OPTIONS = {
     "clade": ["model.arch=clade", "train.fast_path=true"],
     "clade_dense": ["model.arch=clade", "model.use_vae=false"],
     "color_loss": ["train.lambda_color=10"],
+    "color_loss_global": ["train.lambda_color_global=10"],
 }
 NETWORKS = {"oasis_labelmix_3d_noise": OASISDiscriminator, "oasis_with_diffaug": OASISDiscriminator,
             "projected": ProjectedDiscriminator}
@@ -62,6 +63,7 @@ def test_option_trains_checkpoints_and_exports(option, data, tmp_path):
     if "diffaug" in " ".join(OPTIONS[option]):
         assert all("aug_p" in r for r in records)
     assert all(("G_color" in r) == (option == "color_loss") for r in records)
+    assert all(("G_color_global" in r) == (option == "color_loss_global") for r in records)
     # the checkpoint rebuilds the networks; the exported folder loads with its discriminator
     path, state = ckpt.load_latest(run)
     assert state["step"] == 3 and state["augment"] is not None
@@ -112,6 +114,8 @@ def test_recipe_options_are_checked():
         load_config(TINY, ["model.d_arch=stylegan"])
     with pytest.raises(SpadekitError, match="train.lambda_color"):
         load_config(TINY, ["train.lambda_color=-1"])
+    with pytest.raises(SpadekitError, match="train.lambda_color_global"):
+        load_config(TINY, ["train.lambda_color_global=-1"])
     with pytest.raises(SpadekitError, match="noise_3d.*VAE"):
         load_config(TINY, ["model.noise_3d=8"])  # the tiny preset has use_vae on
     with pytest.raises(SpadekitError, match="noise_3d.*spade"):

@@ -66,6 +66,8 @@ class OptimConfig:
 
     gan_mode: hinge | ls | original. lambda_*: loss weights (0 turns a loss off). lambda_color: L1
         between fake and real averaged over an 8x8 grid (spadekit.losses.color_loss; 0 = off).
+        lambda_color_global: the same with one cell (the frame's mean colour, per square of side
+        min(H, W)): a pull on the global colour cast alone, at full strength whatever the local errors.
     perceptual_arch: vgg16 (cached ImageNet weights, `python -m spadekit.weights --prepare`) or vgg19
         (give `perceptual_weights`, the torchvision file). perceptual_size: compute the perceptual
         loss on images resized to this side (None = full size; smaller is much faster on a CPU).
@@ -111,6 +113,7 @@ class OptimConfig:
     lambda_vgg: float = 10.0
     lambda_kld: float = 0.05
     lambda_color: float = 0.0
+    lambda_color_global: float = 0.0
     perceptual_arch: str = "vgg16"
     perceptual_weights: str | None = None
     perceptual_size: int | None = None
@@ -308,7 +311,7 @@ def validate(config: TrainConfig, source: str = "config") -> None:
         fail("train.ema_decay", f"must lie in [0, 1) (or null = no EMA), got {t.ema_decay}")
     if t.batch_size % t.grad_accum:
         fail("train.batch_size", f"({t.batch_size}) must be divisible by train.grad_accum ({t.grad_accum})")
-    for key in ("lambda_feat", "lambda_vgg", "lambda_kld", "lambda_color", "labelmix"):
+    for key in ("lambda_feat", "lambda_vgg", "lambda_kld", "lambda_color", "lambda_color_global", "labelmix"):
         if getattr(t, key) < 0 or not math.isfinite(getattr(t, key)):
             fail(f"train.{key}", f"must be a finite number >= 0, got {getattr(t, key)}")
     for key in ("log_every", "sample_every", "num_samples", "keep_last"):

@@ -145,6 +145,8 @@ def generator_step(
                 parts["G_vgg"] = _perceptual(vgg, fake, real, t, device)
             if t.lambda_color > 0:
                 parts["G_color"] = color_loss(fake, real, t.lambda_color)
+            if t.lambda_color_global > 0:
+                parts["G_color_global"] = color_loss(fake, real, t.lambda_color_global, cells=1)
             if mu is not None and t.lambda_kld > 0:
                 # KL summed over the global batch, whatever the split into micro-batches and processes.
                 parts["G_kld"] = kl_divergence(mu.float(), logvar.float(), t.lambda_kld) * (layout.accum * layout.world)
