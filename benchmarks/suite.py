@@ -495,6 +495,26 @@ def tiles_generate(pipe, channels: torch.Tensor, seed: int, variation: float = 0
         del generator.latent_grid
 
 
+def stretched_grid_generate(pipe, channels: torch.Tensor, seed: int) -> torch.Tensor:
+    """The earlier rule of `SPADEGenerator.latent_grid`: the trained grid resized bilinearly to the whole
+    larger grid (textures stretched by the full aspect factor). Swapped in for the call."""
+    import types
+
+    import torch.nn.functional as F
+
+    generator = pipe.model.generator
+
+    def latent_grid(self, z, grid):
+        x = self.input(z.to(self.input.weight.dtype)).unflatten(1, (16 * self.config.ngf, *self.latent_size))
+        return x if tuple(grid) == tuple(self.latent_size) else F.interpolate(x, size=tuple(grid), mode="bilinear", align_corners=False)
+
+    generator.latent_grid = types.MethodType(latent_grid, generator)
+    try:
+        return pipe.generate_from_channels(channels, pipe.latents(1, seed))
+    finally:
+        del generator.latent_grid
+
+
 def texture_anisotropy(image: torch.Tensor, channels: torch.Tensor) -> float:
     """Mean |x-gradient| over mean |y-gradient| of an image [1,3,H,W] inside label regions (pixels whose
     right and lower neighbours have the same label): below the square output's value, textures are
@@ -516,6 +536,7 @@ def detail_difference(a: torch.Tensor, b: torch.Tensor) -> float:
 def any_size_methods(paintings: list[str] | None = None, seed: int = 0, threads: int = 2) -> list[dict]:
     """How one z fills a 1024x256 panorama, per method, over the starter paintings (fp32):
     grid: the shipped way (the latent grid grows with the map, `SPADEGenerator.latent_grid`);
+    stretched-grid: the earlier rule, the trained grid resized bilinearly to the whole grid;
     windows: overlapping 256x256 windows, one z each, Hann-blended; windows-one-z: the same with one z;
     tiles: the trained grid tiled, a varied z per tile (`tiles_generate`).
     Per method: mIoU of the bundled real-photo segmenter at 1024x256 (read in 256 squares) over that at
@@ -541,6 +562,7 @@ def any_size_methods(paintings: list[str] | None = None, seed: int = 0, threads:
 
     methods = {
         "grid": lambda channels, s: pipe.generate_from_channels(channels, pipe.latents(1, s)),
+        "stretched-grid": lambda channels, s: stretched_grid_generate(pipe, channels, s),
         "windows": lambda channels, s: windows_generate(pipe, channels, s),
         "windows-one-z": lambda channels, s: windows_generate(pipe, channels, s, one_z=True),
         "tiles": lambda channels, s: tiles_generate(pipe, channels, s),

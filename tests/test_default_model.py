@@ -1,4 +1,4 @@
-"""The bundled default model on paintings it never saw: the parts of issue 6's bar it meets.
+"""The bundled default model on paintings it never saw: the behaviour its users rely on.
 
 The starter paintings (src/spadekit/assets/paintings, hand-authored, all eight) are not part of the
 training data. The four style photos are 256 px crops of four of the photographs the training data
@@ -14,8 +14,8 @@ from tools/landscape_checks.py (0..1 colour scale). Checked here (met by the bun
   least 5 of the 6 pairs of style photos each output's mean colour lies closer to its own photo's; a
   darker or brighter version of each style photo darkens or brightens the output (all 8 graded
   photos per painting, median gain at least 0.3 of the photo's own change); a warmer or cooler one
-  makes it warmer or cooler (at least 7 of 8), though weakly (median gain at least 0.05; the bundled
-  model measures 0.07-0.19, docs/model_card.md).
+  makes it warmer or cooler (at least 7 of 8, median gain at least 0.15: the model it replaced
+  reached only 0.07-0.19, the bundled one 0.23-0.36, docs/model_card.md).
 """
 from __future__ import annotations
 
@@ -92,7 +92,7 @@ def test_darker_or_brighter_style_photos_darken_or_brighten_the_output(results, 
 @pytest.mark.parametrize("name", NAMES)
 def test_warmer_or_cooler_style_photos_warm_or_cool_the_output(results, name):
     r = results[name]
-    assert r["style_grades_followed"]["warmth"] >= 7 and r["style_grade_gain"]["warmth"] >= 0.05, r
+    assert r["style_grades_followed"]["warmth"] >= 7 and r["style_grade_gain"]["warmth"] >= 0.15, r
 
 
 def test_the_composite_segmenter_ships_with_the_model():

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 
 import torch
 import torch.nn.functional as F
@@ -83,6 +84,18 @@ def checkpointed(module: nn.Module, function, *args):
     return out
 
 
+def grown_side(length: int, trained: int) -> tuple[int, list[int]]:
+    """How one side of the latent grid reaches `length` cells from `trained`: (the length it is
+    resized to, then the index of that resized side each output cell takes). A side that grows by k
+    is stretched to round(trained * sqrt(k)) cells and mirror-extended (0, 1, .., m-1, m-1, .., 0, 0,
+    ..); any other side is resized to its length."""
+    if length <= trained:
+        return length, list(range(length))
+    stretched = min(length, max(trained, round(trained * math.sqrt(length / trained))))
+    period = 2 * stretched
+    return stretched, [i % period if i % period < stretched else period - 1 - i % period for i in range(length)]
+
+
 class SPADEGenerator(nn.Module):
     """G(semantic, z [B,z_dim] | None) -> image [B,3,H,W] in [-1, 1].
 
@@ -138,13 +151,18 @@ class SPADEGenerator(nn.Module):
         return h // factor, w // factor
 
     def latent_grid(self, z: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
-        """The VAE input: z [B,z_dim] -> linear -> the trained latent grid [B,16*ngf,sh,sw]. A larger (or
-        smaller) grid is that grid resized bilinearly: one z fills any size, with no tile repeated, and
-        the trained size stays exactly as trained."""
+        """The VAE input: z [B,z_dim] -> linear -> the trained latent grid [B,16*ngf,sh,sw], the trained
+        size exactly as trained. For a larger grid, each side that grows by a factor k is stretched
+        (bilinearly) by only sqrt(k) and then extended by mirroring to its full length: one z, no seam
+        (a mirror continues every cell), textures stretched by sqrt(k) instead of k. A smaller side is
+        resized to its length (`grown_side` has the rule; docs/inference.md, "Any size", the measurements)."""
         x = self.input(z.to(self.input.weight.dtype)).unflatten(1, (16 * self.config.ngf, *self.latent_size))
-        if tuple(grid) != tuple(self.latent_size):
-            x = F.interpolate(x, size=tuple(grid), mode="bilinear", align_corners=False)
-        return x
+        if tuple(grid) == tuple(self.latent_size):
+            return x
+        (h, hidx), (w, widx) = (grown_side(n, trained) for n, trained in zip(grid, self.latent_size))
+        if (h, w) != tuple(self.latent_size):
+            x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False)
+        return x[:, :, hidx][:, :, :, widx]
 
     def forward(self, semantic: torch.Tensor | LabelMaps, z: torch.Tensor | None = None) -> torch.Tensor:
         sh, sw = self.latent_grid_size(semantic.shape[-2:])
