@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -64,10 +66,17 @@ def test_config_json_round_trips_and_leaves_out_other_generators_fields(tmp_path
         ModelConfig.from_dict({**written, "ngf_typo": 3})
 
 
-def test_the_bundled_model_folder_in_the_nested_layout_loads():
-    folder = bundled_model_path("default")
-    if folder is None:
+def test_the_bundled_model_folder_in_the_nested_layout_loads(tmp_path):
+    # tests/data/nested_config_landscapes.json: the config.json the earlier bundled landscape model shipped
+    # (nested layout); the bundled weights have the same architecture, so they must load under it
+    bundled = bundled_model_path("default")
+    if bundled is None:
         pytest.skip("this installation has no bundled model")
+    folder = tmp_path / "nested"
+    folder.mkdir()
+    for name in ("generator.safetensors", "encoder.safetensors"):
+        shutil.copy(bundled / name, folder / name)
+    shutil.copy(Path(__file__).parent / "data" / "nested_config_landscapes.json", folder / "config.json")
     nested = json.loads((folder / "config.json").read_text())
     config = ModelConfig.from_dict(nested)
     g, e, d = nested["generator"], nested["encoder"], nested["discriminator"]
