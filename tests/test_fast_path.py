@@ -258,7 +258,7 @@ kept = keep_freed_memory() if sys.argv[1] == "keep" else False
 for _ in range(8):  # 64 MB each, freed at once: the heap grows to its working size
     torch.ones(16 << 20)
 faults = []
-for _ in range(7):
+for _ in range(24):
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     torch.ones(16 << 20)
     faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
@@ -271,7 +271,8 @@ def test_keep_freed_memory_stops_large_tensors_faulting_in_fresh_pages():
     """A 64 MB allocation faults in about 16k fresh pages by default (a new mapping each time), and
     next to none once keep_freed_memory() keeps freed memory in the heap (per allocation, after eight
     to warm up: small allocations between them split freed blocks, so the heap grew for up to five
-    allocations in measurements here; the median of seven, as it may still grow once)."""
+    more allocations in most measurements here and, once in several fresh runs, seven; so the median
+    of the last twelve of 24, as it may still grow once or twice)."""
     import statistics
     import subprocess
 
@@ -280,7 +281,8 @@ def test_keep_freed_memory_stops_large_tensors_faulting_in_fresh_pages():
         return out[0], [int(n) for n in out[1:]]
     (kept_default, default), (kept, kept_faults) = faults("default"), faults("keep")
     assert kept_default == "False" and kept == "True"
-    assert min(default) > 10_000 and statistics.median(kept_faults) < 1_000, (default, kept_faults)
+    assert len(default) == len(kept_faults) == 24
+    assert min(default) > 10_000 and statistics.median(kept_faults[12:]) < 1_000, (default, kept_faults)
 
 
 def test_inference_copy_of_a_model_in_the_middle_of_training():
