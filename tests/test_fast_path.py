@@ -270,9 +270,9 @@ print(kept, *faults)
 def test_keep_freed_memory_stops_large_tensors_faulting_in_fresh_pages():
     """A 64 MB allocation faults in about 16k fresh pages by default (a new mapping each time), and
     next to none once keep_freed_memory() keeps freed memory in the heap (per allocation, after eight
-    to warm up: small allocations between them split freed blocks, so the heap grew for up to five
-    more allocations in most measurements here and, once in several fresh runs, seven; so the median
-    of the last twelve of 24, as it may still grow once or twice)."""
+    to warm up: small allocations between them split freed blocks, so the heap still grew for 0-4 of
+    the allocations after the warm-up in measurements here, four of seven in a fresh run that failed
+    the earlier median of seven; so the median of the last twelve of 24)."""
     import statistics
     import subprocess
 
