@@ -212,6 +212,31 @@ def test_global_color_loss_sees_the_cast_not_the_layout():
     assert fake.grad[0, 2, 0, 0] < 0
 
 
+def test_detail_loss_asks_for_the_amount_of_texture_not_its_place():
+    """train.lambda_detail: local |Laplacian| energies are compared, so a texture shifted by one
+    pixel costs nothing, while a flat (blurred) fake pays the texture's full energy."""
+    checker = ((torch.arange(32)[:, None] + torch.arange(32)[None, :]) % 2 * 2.0 - 1.0).expand(1, 3, 32, 32)
+    shifted = torch.roll(checker, 1, dims=-1)
+    assert losses.detail_loss(shifted, checker, weight=1.0, cells=4, octaves=1).item() == pytest.approx(0.0, abs=1e-6)
+    flat = torch.zeros_like(checker)
+    # a +-1 checkerboard: |Laplacian| of the grey level is 8 at every inner pixel; one octave, weight 2
+    assert losses.detail_loss(flat, checker, weight=2.0, cells=4, octaves=1).item() == pytest.approx(16.0)
+    # at half size the checkerboard averages to flat grey: the second octave adds nothing, the mean halves
+    assert losses.detail_loss(flat, checker, weight=2.0, cells=4, octaves=2).item() == pytest.approx(8.0)
+    # noise of twice the photo's energy costs as much as none: more detail is not free
+    noisy = checker * 2.0
+    assert losses.detail_loss(noisy, checker, weight=1.0, cells=4, octaves=1).item() == pytest.approx(8.0)
+    # gradients reach the fake and not the real, and point the blurred fake towards more contrast
+    fake = (0.5 * checker).clone().requires_grad_(True)
+    target = checker.clone().requires_grad_(True)
+    losses.detail_loss(fake, target, weight=1.0, cells=4, octaves=2).backward()
+    assert target.grad is None and fake.grad.abs().sum() > 0
+    step = fake.detach() - 0.1 * fake.grad.sign()
+    assert losses.detail_loss(step, checker, 1.0, 4, 2) < losses.detail_loss(fake.detach(), checker, 1.0, 4, 2)
+    with pytest.raises(ValueError, match="one shape"):
+        losses.detail_loss(torch.zeros(1, 3, 8, 8), torch.zeros(1, 3, 16, 16))
+
+
 def test_float16_storage_halves_the_folder_and_reloads_as_float32_close_to_the_original(tmp_path):
     torch.manual_seed(0)
     model = SPADEModel(tiny_model_config(use_vae=True, norm="batch")).eval()

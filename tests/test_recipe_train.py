@@ -33,6 +33,7 @@ OPTIONS = {
     "clade_dense": ["model.arch=clade", "model.use_vae=false"],
     "color_loss": ["train.lambda_color=10"],
     "color_loss_global": ["train.lambda_color_global=10"],
+    "detail_loss": ["train.lambda_detail=30"],
 }
 NETWORKS = {"oasis_labelmix_3d_noise": OASISDiscriminator, "oasis_with_diffaug": OASISDiscriminator,
             "projected": ProjectedDiscriminator}
@@ -116,6 +117,8 @@ def test_recipe_options_are_checked():
         load_config(TINY, ["train.lambda_color=-1"])
     with pytest.raises(SpadekitError, match="train.lambda_color_global"):
         load_config(TINY, ["train.lambda_color_global=-1"])
+    with pytest.raises(SpadekitError, match="train.lambda_detail"):
+        load_config(TINY, ["train.lambda_detail=-1"])
     with pytest.raises(SpadekitError, match="noise_3d.*VAE"):
         load_config(TINY, ["model.noise_3d=8"])  # the tiny preset has use_vae on
     with pytest.raises(SpadekitError, match="noise_3d.*spade"):

@@ -13,8 +13,9 @@ import torch
 import torch.nn.functional as F
 
 from spadekit import SpadekitError
+from spadekit.losses import LAPLACIAN
 
-_LAPLACIAN = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])[None, None]
+_LAPLACIAN = LAPLACIAN[None, None]
 
 
 def _as_uint8_batch(images, what: str) -> np.ndarray:

@@ -68,6 +68,9 @@ class OptimConfig:
         between fake and real averaged over an 8x8 grid (spadekit.losses.color_loss; 0 = off).
         lambda_color_global: the same with one cell (the frame's mean colour, per square of side
         min(H, W)): a pull on the global colour cast alone, at full strength whatever the local errors.
+        lambda_detail: L1 between the local fine-detail energies (mean |Laplacian| over a 16x16 grid,
+        at full and half size) of fake and real (spadekit.losses.detail_loss; 0 = off): asks for the
+        photo's amount of texture in each region, not its exact edges.
     perceptual_arch: vgg16 (cached ImageNet weights, `python -m spadekit.weights --prepare`) or vgg19
         (give `perceptual_weights`, the torchvision file). perceptual_size: compute the perceptual
         loss on images resized to this side (None = full size; smaller is much faster on a CPU).
@@ -114,6 +117,7 @@ class OptimConfig:
     lambda_kld: float = 0.05
     lambda_color: float = 0.0
     lambda_color_global: float = 0.0
+    lambda_detail: float = 0.0
     perceptual_arch: str = "vgg16"
     perceptual_weights: str | None = None
     perceptual_size: int | None = None
@@ -311,7 +315,7 @@ def validate(config: TrainConfig, source: str = "config") -> None:
         fail("train.ema_decay", f"must lie in [0, 1) (or null = no EMA), got {t.ema_decay}")
     if t.batch_size % t.grad_accum:
         fail("train.batch_size", f"({t.batch_size}) must be divisible by train.grad_accum ({t.grad_accum})")
-    for key in ("lambda_feat", "lambda_vgg", "lambda_kld", "lambda_color", "lambda_color_global", "labelmix"):
+    for key in ("lambda_feat", "lambda_vgg", "lambda_kld", "lambda_color", "lambda_color_global", "lambda_detail", "labelmix"):
         if getattr(t, key) < 0 or not math.isfinite(getattr(t, key)):
             fail(f"train.{key}", f"must be a finite number >= 0, got {getattr(t, key)}")
     for key in ("log_every", "sample_every", "num_samples", "keep_last"):

@@ -19,6 +19,7 @@ from spadekit.augment import DiscriminatorAugment
 from spadekit.layers.lookup import LabelMaps
 from spadekit.losses import (
     color_loss,
+    detail_loss,
     feature_matching_loss,
     gan_loss,
     kl_divergence,
@@ -147,6 +148,8 @@ def generator_step(
                 parts["G_color"] = color_loss(fake, real, t.lambda_color)
             if t.lambda_color_global > 0:
                 parts["G_color_global"] = color_loss(fake, real, t.lambda_color_global, cells=1)
+            if t.lambda_detail > 0:
+                parts["G_detail"] = detail_loss(fake, real, t.lambda_detail)
             if mu is not None and t.lambda_kld > 0:
                 # KL summed over the global batch, whatever the split into micro-batches and processes.
                 parts["G_kld"] = kl_divergence(mu.float(), logvar.float(), t.lambda_kld) * (layout.accum * layout.world)
