@@ -235,6 +235,8 @@ def test_detail_loss_asks_for_the_amount_of_texture_not_its_place():
     assert losses.detail_loss(step, checker, 1.0, 4, 2) < losses.detail_loss(fake.detach(), checker, 1.0, 4, 2)
     with pytest.raises(ValueError, match="one shape"):
         losses.detail_loss(torch.zeros(1, 3, 8, 8), torch.zeros(1, 3, 16, 16))
+    with pytest.raises(ValueError, match="3 octaves need images of at least 12 pixels, got \\(11, 32\\)"):
+        losses.detail_loss(torch.zeros(1, 3, 11, 32), torch.zeros(1, 3, 11, 32), octaves=3)
 
 
 def test_float16_storage_halves_the_folder_and_reloads_as_float32_close_to_the_original(tmp_path):

@@ -83,15 +83,18 @@ def color_loss(fake: torch.Tensor, real: torch.Tensor, weight: float = 10.0, cel
     return F.l1_loss(F.avg_pool2d(fake, side), F.avg_pool2d(real.detach(), side)) * weight
 
 
-LAPLACIAN = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])  # the 4-neighbour 3x3 kernel
+_LAPLACIAN = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])[None, None]  # the 4-neighbour 3x3 kernel
+
+
+def abs_laplacian(grey: torch.Tensor) -> torch.Tensor:
+    """|Laplacian| of [B, 1, H, W] grey levels, no padding -> [B, 1, H-2, W-2] (also the sharpness metric's)."""
+    return F.conv2d(grey, _LAPLACIAN.to(grey)).abs()
 
 
 def detail_energy(images: torch.Tensor, side: int) -> torch.Tensor:
     """Local high-frequency energy of [B, C, H, W] images: |Laplacian| of the grey level (mean of
     the channels) averaged over squares of `side` pixels -> [B, 1, H', W']."""
-    grey = images.mean(dim=1, keepdim=True)
-    kernel = LAPLACIAN.to(grey)[None, None]
-    return F.avg_pool2d(F.conv2d(grey, kernel).abs(), side, ceil_mode=True)
+    return F.avg_pool2d(abs_laplacian(images.mean(dim=1, keepdim=True)), side, ceil_mode=True)
 
 
 def detail_loss(fake: torch.Tensor, real: torch.Tensor, weight: float = 10.0, cells: int = 16, octaves: int = 2) -> torch.Tensor:
@@ -103,11 +106,11 @@ def detail_loss(fake: torch.Tensor, real: torch.Tensor, weight: float = 10.0, ce
     the Laplacian itself would reward the blur)."""
     if fake.shape != real.shape or fake.dim() != 4:
         raise ValueError(f"detail_loss needs two [B, C, H, W] tensors of one shape, got {tuple(fake.shape)} and {tuple(real.shape)}")
+    if min(fake.shape[-2:]) < 3 * 2 ** (octaves - 1):
+        raise ValueError(f"detail_loss: {octaves} octaves need images of at least {3 * 2 ** (octaves - 1)} pixels, got {tuple(fake.shape[-2:])}")
     real = real.detach()
     total = fake.new_zeros(())
     for octave in range(octaves):
-        if min(fake.shape[-2:]) < 3:
-            raise ValueError(f"detail_loss: {octaves} octaves need images of at least {3 * 2 ** (octaves - 1)} pixels, got {tuple(real.shape[-2:])}")
         side = max(1, min(fake.shape[-2], fake.shape[-1]) // cells)
         total = total + F.l1_loss(detail_energy(fake, side), detail_energy(real, side))
         if octave < octaves - 1:

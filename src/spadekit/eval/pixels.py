@@ -10,12 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from spadekit import SpadekitError
-from spadekit.losses import LAPLACIAN
-
-_LAPLACIAN = LAPLACIAN[None, None]
+from spadekit.losses import abs_laplacian
 
 
 def _as_uint8_batch(images, what: str) -> np.ndarray:
@@ -44,4 +41,4 @@ def mean_abs_laplacian(images) -> np.ndarray:
     if array.shape[1] < 3 or array.shape[2] < 3:
         raise SpadekitError(f"sharpness needs images of at least 3x3 pixels, got {array.shape[2]}x{array.shape[1]}")
     grey = torch.from_numpy(array.astype(np.float32)).mean(dim=-1)[:, None] / 255.0
-    return F.conv2d(grey, _LAPLACIAN).abs().mean(dim=(1, 2, 3)).double().numpy()
+    return abs_laplacian(grey).mean(dim=(1, 2, 3)).double().numpy()
