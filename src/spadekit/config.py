@@ -38,6 +38,10 @@ class ModelConfig:
         instance norm; num_downsample / num_res_blocks), concat (segmap concatenated at every layer);
         see models/registry.py.
       ngf: base width; the generator runs at 16*ngf at the latent grid and ngf at full resolution.
+      min_width: the fewest channels a generator block runs at (0: the plan's widths). With ngf 16 and
+        min_width 32 the last block (256 px) runs at 32 channels instead of 16: capacity where the
+        detail is, at a fraction of ngf 32's cost. A narrower model's weights widen to it without
+        changing its output (`spadekit.models.widen`, `train.init_from`). Not for pix2pixhd.
       num_upsampling_layers: normal (5), more (6) or most (7) doublings from the latent grid.
       norm: parameter-free norm in SPADE (batch, syncbatch, instance). spade_hidden / spade_kernel: the
         shared SPADE conv's width (128 in the paper) and kernel. use_vae: start from a latent z (random
@@ -64,6 +68,7 @@ class ModelConfig:
     aspect_ratio: float = 1.0
     arch: str = "spade"
     ngf: int = 64
+    min_width: int = 0
     num_upsampling_layers: str = "normal"
     norm: str = "syncbatch"
     spade_hidden: int = 128
@@ -108,6 +113,10 @@ class ModelConfig:
             )
         if self.arch == "pix2pixhd" and self.use_vae:
             raise ValueError("the pix2pixhd baseline has no latent input (use_vae must be false)")
+        if not 0 <= self.min_width <= 16 * self.ngf:
+            raise ValueError(f"min_width must lie in [0, 16*ngf = {16 * self.ngf}] (0 = the plan's widths), got {self.min_width}")
+        if self.min_width and self.arch == "pix2pixhd":
+            raise ValueError("min_width applies to the residual-block generators (spade, clade, concat), not pix2pixhd")
         if self.noise_3d < 0:
             raise ValueError(f"noise_3d is the size of the 3D noise (0 = off), got {self.noise_3d}")
         if self.noise_3d and self.use_vae:
@@ -215,7 +224,7 @@ def from_dict(cls, data: dict):
 
 # ---- the nested layout of older model folders and checkpoints --------------------------------------
 _NESTED_SECTIONS = {"labels", "use_instance", "generator", "encoder", "discriminator", "extra"}
-_GENERATOR_FIELDS = {"ngf", "num_upsampling_layers", "crop_size", "aspect_ratio", "use_vae", "z_dim", "norm",
+_GENERATOR_FIELDS = {"ngf", "min_width", "num_upsampling_layers", "crop_size", "aspect_ratio", "use_vae", "z_dim", "norm",
                      "spade_hidden", "spade_kernel", "arch", "num_downsample", "num_res_blocks"}
 
 

@@ -320,8 +320,8 @@ def reference_encoder_key(key: str, norm: str) -> str:
 def reference_options(model: SPADEModel) -> dict:
     """The reference options that rebuild `model` (for opt.txt / options.json)."""
     c = model.config
-    if c.arch != "spade" or c.spade_hidden != 128:
-        raise SpadekitError("only SPADE generators with the reference's fixed SPADE width (spade_hidden 128) can be exported")
+    if c.arch != "spade" or c.spade_hidden != 128 or c.min_width:
+        raise SpadekitError("only SPADE generators with the reference's fixed widths (spade_hidden 128, min_width 0) can be exported")
     spectral = "spectral" if c.spectral_norm else ""
     options = {
         "netG": "spade", "label_nc": model.labels.num_classes, "contain_dontcare_label": model.labels.contain_dontcare,

@@ -12,7 +12,8 @@ from spadekit.layers.spectral_norm import maybe_spectral_norm
 class SPADEResBlock(nn.Module):
     """SPADE -> LeakyReLU -> conv3x3 (in -> mid) -> SPADE -> LeakyReLU -> conv3x3 (mid -> out), plus shortcut.
 
-    mid = min(in, out). When in != out the shortcut is SPADE -> 1x1 conv (no bias); else identity.
+    mid = min(in, out). When in != out the shortcut is SPADE -> 1x1 conv (no bias); else identity
+    (learned_shortcut, when given, decides instead: the generator's min_width keeps the plan's shortcut).
     Spectral norm applies to the block's convolutions, not to those inside SPADE.
 
     forward(x, semantic): semantic is a dense map or a `LabelMaps`; on a label map the SPADE layers
@@ -29,10 +30,11 @@ class SPADEResBlock(nn.Module):
         spade_kernel: int = 3,
         norm: str = "batch",
         spectral_norm: bool = True,
+        learned_shortcut: bool | None = None,
     ):
         super().__init__()
         mid = min(in_channels, out_channels)
-        self.learned_shortcut = in_channels != out_channels
+        self.learned_shortcut = in_channels != out_channels if learned_shortcut is None else learned_shortcut
         spade = lambda c: SPADE(c, semantic_channels, spade_hidden, spade_kernel, norm)  # noqa: E731
         self.norm_0 = spade(in_channels)
         self.conv_0 = maybe_spectral_norm(nn.Conv2d(in_channels, mid, 3, padding=1), spectral_norm)

@@ -77,10 +77,11 @@ class CLADEResBlock(nn.Module):
     `SPADEResBlock`. forward(x, semantic): semantic as `CLADE` takes it.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, semantic_channels: int, norm: str = "batch", spectral_norm: bool = True):
+    def __init__(self, in_channels: int, out_channels: int, semantic_channels: int, norm: str = "batch", spectral_norm: bool = True,
+                 learned_shortcut: bool | None = None):
         super().__init__()
         mid = min(in_channels, out_channels)
-        self.learned_shortcut = in_channels != out_channels
+        self.learned_shortcut = in_channels != out_channels if learned_shortcut is None else learned_shortcut
         self.norm_0 = CLADE(in_channels, semantic_channels, norm)
         self.conv_0 = maybe_spectral_norm(nn.Conv2d(in_channels, mid, 3, padding=1), spectral_norm)
         self.norm_1 = CLADE(mid, semantic_channels, norm)

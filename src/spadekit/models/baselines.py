@@ -82,10 +82,11 @@ class Pix2PixHDGenerator(nn.Module):
 class ConcatResBlock(nn.Module):
     """Like SPADEResBlock, but norm is plain and the (resized) semantic map is concatenated to each conv input."""
 
-    def __init__(self, in_channels: int, out_channels: int, semantic_channels: int, norm: str = "instance", spectral_norm: bool = True):
+    def __init__(self, in_channels: int, out_channels: int, semantic_channels: int, norm: str = "instance", spectral_norm: bool = True,
+                 learned_shortcut: bool | None = None):
         super().__init__()
         mid = min(in_channels, out_channels)
-        self.learned_shortcut = in_channels != out_channels
+        self.learned_shortcut = in_channels != out_channels if learned_shortcut is None else learned_shortcut
         sn = lambda m: maybe_spectral_norm(m, spectral_norm)  # noqa: E731
         plain = "instance" if norm == "instance" else "batch"
         self.norm_0 = feature_norm(plain, in_channels)
@@ -111,5 +112,5 @@ class ConcatGenerator(SPADEGenerator):
     """The SPADE generator's layout with ConcatResBlocks (the paper's "concat" ablation)."""
 
     @staticmethod
-    def make_block(in_channels: int, out_channels: int, c: ModelConfig) -> nn.Module:
-        return ConcatResBlock(in_channels, out_channels, c.semantic_channels, c.norm, c.spectral_norm)
+    def make_block(in_channels: int, out_channels: int, learned_shortcut: bool, c: ModelConfig) -> nn.Module:
+        return ConcatResBlock(in_channels, out_channels, c.semantic_channels, c.norm, c.spectral_norm, learned_shortcut)

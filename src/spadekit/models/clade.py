@@ -19,5 +19,5 @@ class CLADEGenerator(SPADEGenerator):
     """G(semantic, z) -> image, as `SPADEGenerator`, with `CLADEResBlock`s."""
 
     @staticmethod
-    def make_block(in_channels: int, out_channels: int, c: ModelConfig) -> nn.Module:
-        return CLADEResBlock(in_channels, out_channels, c.semantic_channels, c.norm, c.spectral_norm)
+    def make_block(in_channels: int, out_channels: int, learned_shortcut: bool, c: ModelConfig) -> nn.Module:
+        return CLADEResBlock(in_channels, out_channels, c.semantic_channels, c.norm, c.spectral_norm, learned_shortcut)

@@ -46,6 +46,17 @@ def generator_block_plan(num_upsampling_layers: str) -> list[tuple[str, int, int
     return plan
 
 
+def generator_widths(c: ModelConfig) -> list[tuple[str, int, int, bool, bool]]:
+    """(name, in channels, out channels, learned shortcut, upsample before) per block: the plan at ngf, no
+    block narrower than min_width. The shortcut is the plan's (a 1x1 conv where the plan changes width), so
+    a block widened to equal widths keeps the conv it had and a narrower model's weights still fit."""
+    widths = []
+    for name, fin, fout, up in generator_block_plan(c.num_upsampling_layers):
+        nominal_in, nominal_out = fin * c.ngf // 2, fout * c.ngf // 2
+        widths.append((name, max(nominal_in, c.min_width), max(nominal_out, c.min_width), nominal_in != nominal_out, up))
+    return widths
+
+
 def checkpointed(module: nn.Module, function, *args):
     """function(*args) (a forward of `module`) with its activations recomputed in backward instead of kept.
 
@@ -127,16 +138,17 @@ class SPADEGenerator(nn.Module):
             self.input = nn.Conv2d(c.generator_input_channels, top, 3, padding=1)
         self.blocks = nn.ModuleDict()
         self.upsample_before: dict[str, bool] = {}
-        for name, fin, fout, up in generator_block_plan(c.num_upsampling_layers):
-            self.blocks[name] = self.make_block(fin * c.ngf // 2, fout * c.ngf // 2, c)
+        for name, in_channels, out_channels, learned_shortcut, up in generator_widths(c):
+            self.blocks[name] = self.make_block(in_channels, out_channels, learned_shortcut, c)
             self.upsample_before[name] = up
         last = next(reversed(self.blocks.values()))
         self.to_rgb = nn.Conv2d(last.conv_1.out_channels, 3, 3, padding=1)
         self.input_table: LabelConvTable | None = None
 
     @staticmethod
-    def make_block(in_channels: int, out_channels: int, c: ModelConfig) -> nn.Module:
-        return SPADEResBlock(in_channels, out_channels, c.generator_input_channels, c.spade_hidden, c.spade_kernel, c.norm, c.spectral_norm)
+    def make_block(in_channels: int, out_channels: int, learned_shortcut: bool, c: ModelConfig) -> nn.Module:
+        return SPADEResBlock(in_channels, out_channels, c.generator_input_channels, c.spade_hidden, c.spade_kernel, c.norm,
+                             c.spectral_norm, learned_shortcut)
 
     @property
     def size_multiple(self) -> int:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import json
 import math
 import os
 import random
@@ -42,6 +43,7 @@ from torch import nn
 
 from spadekit import SpadekitError
 from spadekit.augment import DiscriminatorAugment
+from spadekit.config import ModelConfig
 from spadekit.fileio import WriteError
 from spadekit.labels import LabelSet
 from spadekit.models import SPADEModel
@@ -79,6 +81,8 @@ def load_init_weights(model: SPADEModel, folder: str | os.PathLike) -> list[str]
                 )
             continue
         state = read_weights(path)
+        if name == "generator":
+            state = widened_to(state, net, folder)
         own = net.state_dict()
         for key in own:
             if key not in state and key.rsplit(".", 1)[-1] in NORM_BUFFERS:
@@ -87,6 +91,30 @@ def load_init_weights(model: SPADEModel, folder: str | os.PathLike) -> list[str]
                    mismatch_hint="; the model folder must have the same architecture and widths as the model section")
         loaded.append(name)
     return loaded
+
+
+# what must match for a generator's weights to widen to another's min_width
+WIDENING_KEEPS = ("labels", "use_instance", "arch", "ngf", "num_upsampling_layers", "crop_size", "aspect_ratio", "use_vae",
+                  "z_dim", "norm", "spade_hidden", "spade_kernel", "noise_3d", "spectral_norm")
+
+
+def widened_to(state: dict, generator: nn.Module, folder: Path) -> dict:
+    """`state` (the generator of model folder `folder`) widened to `generator` when the folder's model has a
+    smaller min_width and is otherwise the same generator (`spadekit.models.widen`); else `state` as it is."""
+    path = folder / "config.json"
+    if not path.is_file():
+        return state
+    try:
+        theirs = ModelConfig.from_dict(json.loads(path.read_text()))
+    except (ValueError, TypeError, json.JSONDecodeError):
+        return state  # load_state then names the mismatch
+    ours = generator.config
+    same = all(getattr(theirs, f) == getattr(ours, f) for f in WIDENING_KEEPS)
+    if theirs.min_width >= ours.min_width or not same:
+        return state
+    from spadekit.models.widen import widen_generator_state
+
+    return widen_generator_state(state, generator)
 
 
 def init_weights(module: nn.Module, gain: float) -> None:
